@@ -1,0 +1,190 @@
+"""``modal.App``: the registry of an app's functions, classes and entrypoints.
+
+Runs on the client and inside allocations; standard library only. Decorators
+record what the user declared (options by name, with the source location);
+nothing is validated against Nomad here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ._location import caller_location, definition_location
+from ._options import CLS_KEYWORDS, FUNCTION_KEYWORDS, check_keywords, reject_bare_decorator
+from .cls import Cls, make_cls
+from .exception import InvalidError
+from .functions import Function
+from .image import Image
+from .partial import PartialFunction
+
+
+class LocalEntrypoint:
+    """A function marked ``@app.local_entrypoint()``: runs on the client."""
+
+    def __init__(self, raw_f: Callable[..., Any], app: App, tag: str, location: tuple[str, int]):
+        self.raw_f = raw_f
+        self.app = app
+        self.tag = tag
+        self.location = location
+        self.__name__ = getattr(raw_f, "__name__", tag)
+        self.__doc__ = raw_f.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.raw_f(*args, **kwargs)
+
+    @property
+    def info(self) -> Any:
+        return self.raw_f
+
+
+class App:
+    """A Modal app: a name, defaults for its functions, and what they declare."""
+
+    def __init__(self, name: str | None = None, *, image: Image | None = None, secrets: Any = (),
+                 volumes: dict[str, Any] | None = None, include_source: bool | None = None,
+                 tags: dict[str, str] | None = None, **kwargs: Any):
+        location = caller_location()
+        if kwargs:
+            check_keywords("modal.App", kwargs, frozenset(), location)
+        if name is not None and not isinstance(name, str):
+            raise InvalidError(f"App name must be a string, got {type(name).__name__}", location=location)
+        self._name = name
+        self._image = image
+        self.secrets = tuple(secrets or ())
+        self.volumes = dict(volumes or {})
+        self.include_source = include_source
+        self.tags = dict(tags or {})
+        self.location = location
+        self.registered_functions: dict[str, Function] = {}
+        self.registered_classes: dict[str, Cls] = {}
+        self.registered_entrypoints: dict[str, LocalEntrypoint] = {}
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def image(self) -> Image | None:
+        return self._image
+
+    @image.setter
+    def image(self, value: Image) -> None:
+        self._image = value
+
+    @property
+    def description(self) -> str | None:
+        return self._name
+
+    def function(self, _warn_parentheses_missing: Any = None, **options: Any) -> Callable[[Any], Function]:
+        location = caller_location()
+        reject_bare_decorator("@app.function", _warn_parentheses_missing, location)
+        checked = check_keywords("@app.function", options, FUNCTION_KEYWORDS, location)
+
+        def wrap(f: Any) -> Function:
+            web: dict[str, Any] | None = None
+            partial: dict[str, Any] = {}
+            if isinstance(f, PartialFunction):
+                web = f.flags.get("web")
+                partial = {k: v for k, v in f.flags.items() if k in ("concurrent", "batched")}
+                other = set(f.flags) - {"web", "concurrent", "batched"}
+                if other:
+                    raise InvalidError(f"@modal.{sorted(other)[0]}() is only valid on a method of an @app.cls class",
+                                       location=location)
+                f = f.raw_f
+            if isinstance(f, Function):
+                raise InvalidError("@app.function() is applied twice", location=location)
+            if inspect.isclass(f):
+                raise InvalidError("@app.function() decorates functions; use @app.cls() for a class",
+                                   location=location)
+            if not callable(f):
+                raise InvalidError("@app.function() must decorate a function", location=location)
+            tag = checked.get("name") or f.__name__
+            if tag in self.registered_functions or tag in self.registered_classes:
+                warnings.warn_explicit(f"function {tag!r} is registered twice; the later one wins",
+                                       UserWarning, location[0], location[1])
+            fn = Function(app=self, tag=tag, raw_f=f, options=checked, location=location, web=web,
+                          partial=partial)
+            fn.definition = definition_location(f)  # type: ignore[attr-defined]
+            self.registered_functions[tag] = fn
+            return fn
+
+        return wrap
+
+    def cls(self, _warn_parentheses_missing: Any = None, **options: Any) -> Callable[[type], Cls]:
+        location = caller_location()
+        reject_bare_decorator("@app.cls", _warn_parentheses_missing, location)
+        checked = check_keywords("@app.cls", options, CLS_KEYWORDS, location)
+
+        def wrap(user_cls: type) -> Cls:
+            cls = make_cls(self, user_cls, checked, location)
+            self.registered_classes[cls.tag] = cls
+            return cls
+
+        return wrap
+
+    def local_entrypoint(self, _warn_parentheses_missing: Any = None, *,
+                         name: str | None = None) -> Callable[[Callable[..., Any]], LocalEntrypoint]:
+        location = caller_location()
+        reject_bare_decorator("@app.local_entrypoint", _warn_parentheses_missing, location)
+
+        def wrap(f: Callable[..., Any]) -> LocalEntrypoint:
+            tag = name or f.__name__
+            entry = LocalEntrypoint(f, self, tag, location)
+            self.registered_entrypoints[tag] = entry
+            return entry
+
+        return wrap
+
+    def server(self, _warn_parentheses_missing: Any = None, *, port: int, startup_timeout: float = 5.0,
+               label: str | None = None, **options: Any) -> Callable[[Any], Function]:
+        """``@app.server(port=...)``: a function that starts a web server on ``port``."""
+        location = caller_location()
+        reject_bare_decorator("@app.server", _warn_parentheses_missing, location)
+        decorate = self.function(**options)
+
+        def wrap(f: Any) -> Function:
+            fn = decorate(f)
+            fn.web = {"type": "web_server", "port": port, "startup_timeout": startup_timeout, "label": label}
+            fn.location = location
+            return fn
+
+        return wrap
+
+    def include(self, other: App) -> App:
+        self.registered_functions.update(other.registered_functions)
+        self.registered_classes.update(other.registered_classes)
+        return self
+
+    @contextmanager
+    def run(self, *, detach: bool = False, interactive: bool = False,
+            environment_name: str | None = None, show_progress: bool | None = None) -> Iterator[App]:
+        """Run this app ephemerally from the user's own script (``python script.py``)."""
+        # Imported here: the compiler is a client-side package, never loaded in allocations.
+        from compiler.run_context import run_app
+
+        with run_app(self, detach=detach):
+            yield self
+
+    def deploy(self, *, name: str | None = None, environment_name: str | None = None) -> App:
+        from compiler.run_context import deploy_app
+
+        deploy_app(self, name=name)
+        return self
+
+    def __repr__(self) -> str:
+        return f"App({self._name!r})"
+
+
+class Stub(App):
+    """Deprecated alias of ``App`` (Modal 0.x)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        location = caller_location()
+        warnings.warn_explicit("modal.Stub is deprecated; use modal.App", DeprecationWarning,
+                               location[0], location[1])
+        super().__init__(*args, **kwargs)
+        self.location = location

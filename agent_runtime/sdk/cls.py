@@ -1,0 +1,195 @@
+"""``@app.cls``: Modal classes, their parameters and their methods.
+
+Runs on the client and inside allocations; standard library only. A ``Cls``
+records the user's class and options; ``Cls(**params)`` gives an ``Obj``
+whose methods carry the Modal call API, with the class name, the method and
+the parameters travelling with each call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+from ._location import caller_location
+from ._options import CLS_KEYWORDS, check_keywords
+from .exception import InvalidError
+from .functions import Target, _Invocable
+from .partial import PartialFunction
+
+_MISSING = object()
+
+
+class _Parameter:
+    """``modal.parameter(default=...)``: a class field set at construction."""
+
+    def __init__(self, default: Any, init: bool):
+        self.default = default
+        self.init = init
+
+
+def parameter(*, default: Any = _MISSING, init: bool = True) -> Any:
+    return _Parameter(default, init)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    annotation: Any
+    default: Any = _MISSING
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+
+class Method(_Invocable):
+    """One method of a parameterized class instance, with the call API."""
+
+    def __init__(self, obj: Obj, name: str):
+        self._obj = obj
+        self._name = name
+        self._init_call_api()
+
+    def _target(self) -> Target:
+        cls = self._obj._cls
+        return Target(app_name=cls.app_name, tag=cls.tag, method=self._name,
+                      params=tuple(sorted(self._obj._params.items())))
+
+    def local(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._obj._local_instance(), self._name)(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.local(*args, **kwargs)
+
+
+class Obj:
+    """``Model(param=...)``: parameters bound, methods callable remotely."""
+
+    def __init__(self, cls: Cls, params: dict[str, Any]):
+        self._cls = cls
+        self._params = params
+        self._instance: Any = None
+
+    def _local_instance(self) -> Any:
+        if self._instance is None:
+            user_cls = self._cls.user_cls
+            if user_cls is None:
+                raise InvalidError(f"{self._cls.tag} was looked up by name; it has no local body")
+            instance = user_cls.__new__(user_cls)
+            for key, value in self._params.items():
+                setattr(instance, key, value)
+            for name in self._cls.lifecycle("enter"):
+                getattr(instance, name)()
+            self._instance = instance
+        return self._instance
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._cls.user_cls is not None and name not in self._cls.methods:
+            raise AttributeError(f"{self._cls.tag} has no @modal.method() named {name!r}")
+        return Method(self, name)
+
+
+class Cls:
+    """A class registered with ``@app.cls``."""
+
+    def __init__(self, *, app: Any, user_cls: type | None, tag: str, options: dict[str, Any],
+                 location: tuple[str, int], app_name: str | None = None):
+        self.app = app
+        self.user_cls = user_cls
+        self.tag = tag
+        self.options = options
+        self.location = location
+        self._app_name = app_name
+        self.methods: dict[str, PartialFunction] = {}
+        self.parameters: dict[str, ParameterSpec] = {}
+        self.partial: dict[str, Any] = {}
+        if user_cls is not None:
+            self._inspect(user_cls)
+
+    @property
+    def app_name(self) -> str | None:
+        return self._app_name if self._app_name is not None else getattr(self.app, "name", None)
+
+    def _inspect(self, user_cls: type) -> None:
+        try:
+            hints = typing.get_type_hints(user_cls)
+        except Exception:
+            hints = dict(getattr(user_cls, "__annotations__", {}))
+        for name, value in list(vars(user_cls).items()):
+            if isinstance(value, _Parameter):
+                self.parameters[name] = ParameterSpec(name, hints.get(name, str), value.default)
+                if value.default is not _MISSING:
+                    setattr(user_cls, name, value.default)
+            elif isinstance(value, PartialFunction):
+                if "method" in value.flags or "web" in value.flags:
+                    self.methods[name] = value
+                for key in ("concurrent", "batched"):
+                    if key in value.flags:
+                        self.partial[key] = value.flags[key]
+                setattr(user_cls, name, value)
+
+    def lifecycle(self, flag: str) -> list[str]:
+        """Names of the methods marked ``@modal.enter()`` or ``@modal.exit()``, in class order."""
+        if self.user_cls is None:
+            return []
+        return [n for n, v in vars(self.user_cls).items() if isinstance(v, PartialFunction) and flag in v.flags]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Obj:
+        if args:
+            raise InvalidError(f"{self.tag}(...) takes parameters by keyword only", location=caller_location())
+        if self.user_cls is None:
+            return Obj(self, dict(kwargs))
+        unknown = sorted(set(kwargs) - set(self.parameters))
+        if unknown:
+            raise InvalidError(f"{self.tag} has no parameter {unknown[0]!r}",
+                               hint=f"declare it as `{unknown[0]}: str = modal.parameter()`",
+                               location=caller_location())
+        params: dict[str, Any] = {}
+        for name, spec in self.parameters.items():
+            if name in kwargs:
+                params[name] = kwargs[name]
+            elif spec.required:
+                raise InvalidError(f"{self.tag} needs the parameter {name!r}", location=caller_location())
+            else:
+                params[name] = spec.default
+        return Obj(self, params)
+
+    def with_options(self, **options: Any) -> Cls:
+        location = caller_location()
+        checked = check_keywords("Cls.with_options", options, CLS_KEYWORDS, location)
+        clone = Cls(app=self.app, user_cls=None, tag=self.tag, options={**self.options, **checked},
+                    location=self.location, app_name=self._app_name)
+        clone.user_cls, clone.methods, clone.parameters = self.user_cls, self.methods, self.parameters
+        clone.partial = self.partial
+        return clone
+
+    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls:
+        clone = self.with_options()
+        clone.partial = {**self.partial, "concurrent": {"max_inputs": max_inputs, "target_inputs": target_inputs}}
+        return clone
+
+    def with_batching(self, *, max_batch_size: int, wait_ms: int) -> Cls:
+        clone = self.with_options()
+        clone.partial = {**self.partial, "batched": {"max_batch_size": max_batch_size, "wait_ms": wait_ms}}
+        return clone
+
+    @staticmethod
+    def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Cls:
+        return Cls(app=None, user_cls=None, tag=name, options={}, location=("<from_name>", 0),
+                   app_name=app_name)
+
+    lookup = from_name
+
+    def __repr__(self) -> str:
+        return f"Cls({self.tag!r})"
+
+
+def make_cls(app: Any, user_cls: Any, options: dict[str, Any], location: tuple[str, int]) -> Cls:
+    if not isinstance(user_cls, type):
+        raise InvalidError("@app.cls() must decorate a class", location=location)
+    return Cls(app=app, user_cls=user_cls, tag=user_cls.__name__, options=options, location=location)
+

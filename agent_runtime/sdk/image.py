@@ -1,0 +1,195 @@
+"""``modal.Image``: an immutable recipe of build steps.
+
+Runs on the client and inside allocations; standard library only. The
+compiler turns the recipe into a Dockerfile; here it is only recorded. Each
+step keeps the folder of the file that declared it, so local paths resolve
+against the user's script, not the working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ._location import caller_location
+from .exception import InvalidError
+
+Step = tuple[str, tuple[tuple[str, Any], ...]]
+
+
+def _flatten(items: Sequence[Any]) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            out.extend(_flatten(item))
+        elif item is not None:
+            out.append(str(item))
+    return tuple(out)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class Image:
+    """A container image recipe: a base, then ordered steps."""
+
+    steps: tuple[Step, ...] = ()
+    base_dir: str = ""  # folder of the script that declared the base
+
+    # -- constructors -----------------------------------------------------
+    @staticmethod
+    def debian_slim(python_version: str | None = None, force_build: bool = False) -> Image:
+        return Image._base("debian_slim", python_version=python_version)
+
+    @staticmethod
+    def from_registry(tag: str, *, secret: Any = None, setup_dockerfile_commands: Sequence[str] = (),
+                      add_python: str | None = None, force_build: bool = False, **kwargs: Any) -> Image:
+        if not isinstance(tag, str) or not tag:
+            raise InvalidError("Image.from_registry needs an image reference", location=caller_location())
+        return Image._base("from_registry", tag=tag, add_python=add_python,
+                           setup_dockerfile_commands=_flatten(setup_dockerfile_commands))
+
+    from_aws_ecr = from_registry
+    from_gcp_artifact_registry = from_registry
+
+    @staticmethod
+    def micromamba(python_version: str | None = None, force_build: bool = False) -> Image:
+        return Image._base("micromamba", python_version=python_version)
+
+    @staticmethod
+    def from_dockerfile(path: str, *, context_dir: str | None = None, add_python: str | None = None,
+                        force_build: bool = False, **kwargs: Any) -> Image:
+        return Image._base("from_dockerfile", path=str(path), context_dir=context_dir, add_python=add_python)
+
+    @staticmethod
+    def _base(kind: str, **args: Any) -> Image:
+        loc = caller_location()
+        return Image(steps=((kind, _freeze(args)),), base_dir=os.path.dirname(os.path.abspath(loc[0])))
+
+    # -- chained builders -------------------------------------------------
+    def _add(self, kind: str, **args: Any) -> Image:
+        return Image(steps=(*self.steps, (kind, _freeze(args))), base_dir=self.base_dir)
+
+    def pip_install(self, *packages: Any, find_links: str | None = None, index_url: str | None = None,
+                    extra_index_url: str | None = None, pre: bool = False, extra_options: str = "",
+                    force_build: bool = False, secrets: Sequence[Any] = (), gpu: Any = None) -> Image:
+        return self._add("pip_install", packages=_flatten(packages), find_links=find_links, index_url=index_url,
+                         extra_index_url=extra_index_url, pre=pre, extra_options=extra_options)
+
+    def uv_pip_install(self, *packages: Any, requirements: Sequence[str] | None = None,
+                       find_links: str | None = None, index_url: str | None = None,
+                       extra_index_url: str | None = None, pre: bool = False, extra_options: str = "",
+                       force_build: bool = False, uv_version: str | None = None,
+                       secrets: Sequence[Any] = (), gpu: Any = None) -> Image:
+        return self._add("uv_pip_install", packages=_flatten(packages), requirements=_flatten(requirements or ()),
+                         find_links=find_links, index_url=index_url, extra_index_url=extra_index_url,
+                         pre=pre, extra_options=extra_options)
+
+    def pip_install_from_requirements(self, requirements_txt: str, **kwargs: Any) -> Image:
+        return self._add("pip_install_from_requirements", path=str(requirements_txt), dir=_caller_dir())
+
+    def pip_install_from_pyproject(self, pyproject_toml: str, **kwargs: Any) -> Image:
+        return self._add("pip_install_from_pyproject", path=str(pyproject_toml), dir=_caller_dir())
+
+    def apt_install(self, *packages: Any, force_build: bool = False, secrets: Sequence[Any] = (),
+                    gpu: Any = None) -> Image:
+        return self._add("apt_install", packages=_flatten(packages))
+
+    def micromamba_install(self, *packages: Any, channels: Sequence[str] = (), **kwargs: Any) -> Image:
+        return self._add("micromamba_install", packages=_flatten(packages), channels=_flatten(channels))
+
+    def run_commands(self, *commands: Any, secrets: Sequence[Any] = (), gpu: Any = None,
+                     force_build: bool = False) -> Image:
+        return self._add("run_commands", commands=_flatten(commands))
+
+    def dockerfile_commands(self, *commands: Any, context_files: dict[str, str] | None = None,
+                            secrets: Sequence[Any] = (), gpu: Any = None, context_dir: str | None = None,
+                            force_build: bool = False) -> Image:
+        return self._add("dockerfile_commands", commands=_flatten(commands))
+
+    def env(self, vars: dict[str, str]) -> Image:  # noqa: A002 - Modal's name
+        return self._add("env", vars=_freeze({str(k): str(v) for k, v in vars.items()}))
+
+    def workdir(self, path: str) -> Image:
+        return self._add("workdir", path=str(path))
+
+    def entrypoint(self, entrypoint_commands: Sequence[str]) -> Image:
+        return self._add("entrypoint", commands=_flatten(entrypoint_commands))
+
+    def cmd(self, cmd: Sequence[str]) -> Image:
+        return self._add("cmd", commands=_flatten(cmd))
+
+    def shell(self, cmd: Sequence[str]) -> Image:
+        return self._add("shell", commands=_flatten(cmd))
+
+    def add_local_dir(self, local_path: str, remote_path: str, *, copy: bool = False,
+                      ignore: Sequence[str] = ()) -> Image:
+        return self._add("add_local_dir", local_path=str(local_path), remote_path=str(remote_path),
+                         ignore=_flatten(ignore) if not callable(ignore) else (), dir=_caller_dir())
+
+    def add_local_file(self, local_path: str, remote_path: str, *, copy: bool = False) -> Image:
+        return self._add("add_local_file", local_path=str(local_path), remote_path=str(remote_path),
+                         dir=_caller_dir())
+
+    def add_local_python_source(self, *modules: str, copy: bool = False, ignore: Any = None) -> Image:
+        return self._add("add_local_python_source", modules=_flatten(modules), dir=_caller_dir())
+
+    # Modal 0.x spellings.
+    def copy_local_dir(self, local_path: str, remote_path: str = ".") -> Image:
+        return self.add_local_dir(local_path, remote_path, copy=True)
+
+    def copy_local_file(self, local_path: str, remote_path: str = "./") -> Image:
+        return self.add_local_file(local_path, remote_path, copy=True)
+
+    def run_function(self, raw_f: Any, *, secrets: Sequence[Any] = (), gpu: Any = None,
+                     volumes: Any = None, timeout: int = 3600, args: Sequence[Any] = (),
+                     kwargs: dict[str, Any] | None = None, **options: Any) -> Image:
+        func = getattr(raw_f, "raw_f", raw_f)
+        return self._add("run_function", module=getattr(func, "__module__", ""),
+                         qualname=getattr(func, "__qualname__", ""))
+
+    # -- identity and imports() ----------------------------------------------
+    @property
+    def recipe_key(self) -> str:
+        """A short content key of the recipe (not of copied files): set as
+        ``MODALC_IMAGE`` in the job, so ``imports()`` knows its own image."""
+        # Folders of the declaring files are left out: the key must not depend on
+        # where the checkout lives.
+        steps = [[kind, [a for a in args if a[0] != "dir"]] for kind, args in self.steps]
+        text = json.dumps(steps, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @contextmanager
+    def imports(self) -> Iterator[None]:
+        """On the client, swallow import failures (remembered); inside this
+        image's container, let them raise."""
+        from . import _state
+
+        try:
+            yield
+        except Exception as exc:
+            if not _state.is_local() and os.environ.get("MODALC_IMAGE") == self.recipe_key:
+                raise
+            _state.IMPORT_FAILURES.append((self.recipe_key, exc))
+
+
+def _caller_dir() -> str:
+    return os.path.dirname(os.path.abspath(caller_location()[0]))
+
+
+def default_image() -> Image:
+    """What Modal uses when an App and function give no image."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return Image(steps=(("debian_slim", (("python_version", version),)),), base_dir="")

@@ -1,0 +1,5 @@
+"""``python -m compiler``: the modalc command line. Runs on the client."""
+
+from .cli import main
+
+main()

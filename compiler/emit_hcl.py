@@ -1,0 +1,97 @@
+"""IR → canonical HCL job specs, through the jinja2 templates in ``templates/``.
+
+Runs on the client. One filter, ``hcl``, quotes and escapes every value:
+HCL string escapes, and ``${`` → ``$${`` / ``%{`` → ``%%{`` so that Nomad
+never interpolates user text (exact runtime references such as
+``${NOMAD_TASK_DIR}`` are left as written: jobspec2 keeps them as literal
+text either way). Templates use ``[[ ]]``/``[% %]`` so Nomad's own ``{{ }}``
+passes through.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jinja2
+
+from .hcl_format import format_hcl
+from .ir import Job
+
+_RUNTIME_REF = re.compile(r"\$\{(?:NOMAD_[A-Za-z0-9_]+|(?:device|attr|meta|node)(?:\.[A-Za-z0-9_-]+)+)\}")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_interpolation(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _RUNTIME_REF.finditer(text):
+        out.append(text[pos:m.start()].replace("${", "$${").replace("%{", "%%{"))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(text[pos:].replace("${", "$${").replace("%{", "%%{"))
+    return "".join(out)
+
+
+def hcl_string(text: str) -> str:
+    body = "".join(_ESCAPES.get(ch, ch if ch >= " " and ch != "\x7f" else f"\\u{ord(ch):04x}") for ch in text)
+    return f'"{_escape_interpolation(body)}"'
+
+
+def hcl_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return hcl_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(hcl_value(v) for v in value) + "]"
+    raise TypeError(f"no HCL form for {type(value).__name__}")
+
+
+def heredoc(text: str) -> str:
+    """A heredoc whose marker appears on no line of ``text`` (which ends with a newline)."""
+    lines = {line.strip() for line in text.split("\n")}
+    marker, n = "EOT", 0
+    while marker in lines:
+        n += 1
+        marker = f"EOT{n}"
+    body = text.replace("${", "$${").replace("%{", "%%{")
+    return f"<<{marker}\n{body}{marker}"
+
+
+def duration(seconds: int) -> str:
+    return hcl_string(f"{seconds}s")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("templates", ""),
+        block_start_string="[%",
+        block_end_string="%]",
+        variable_start_string="[[",
+        variable_end_string="]]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+    env.filters["hcl"] = hcl_value
+    env.filters["heredoc"] = heredoc
+    env.filters["duration"] = duration
+    return env
+
+
+def emit_hcl(job: Job, template: str = "batch.nomad.hcl.j2") -> str:
+    return format_hcl(_environment().get_template(template).render(job=job))
+
+
+def emit_many(jobs: Sequence[Job]) -> dict[str, str]:
+    return {job.id: emit_hcl(job) for job in jobs}

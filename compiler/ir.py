@@ -1,0 +1,194 @@
+"""The intermediate representation: Nomad jobs as frozen dataclasses.
+
+Runs on the client. Standard library only, no I/O, no defaults that matter:
+lowering fills every field; the HCL and JSON emitters and the local backend
+only read them. Units are in the field names.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+Pairs = tuple[tuple[str, str], ...]
+
+SPEC_FORMAT_VERSION = "1"
+PAYLOAD_FILE = "call.pkl"
+CODE_DIR = "code"
+TASK_NAME = "main"
+
+
+class JobType(enum.Enum):
+    BATCH = "batch"
+    SERVICE = "service"
+
+
+class Driver(enum.Enum):
+    DOCKER = "docker"
+    RAW_EXEC = "raw_exec"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Constraint:
+    attribute: str
+    operator: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Affinity:
+    attribute: str
+    operator: str
+    value: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Device:
+    name: str
+    count: int
+    constraints: tuple[Constraint, ...] = ()
+    affinities: tuple[Affinity, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resources:
+    cpu_mhz: int
+    memory_mib: int
+    memory_max_mib: int | None
+    devices: tuple[Device, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Template:
+    """A file Nomad renders into the task directory before the task starts."""
+
+    destination: str
+    data: str
+    left_delimiter: str | None
+    right_delimiter: str | None
+    env: bool
+    change_mode: str
+    perms: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeMount:
+    volume: str
+    destination: str
+    read_only: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeRequest:
+    name: str
+    type: str  # "host" | "csi"
+    source: str
+    read_only: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restart:
+    attempts: int
+    mode: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reschedule:
+    attempts: int
+    unlimited: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverConfig:
+    image: str | None  # docker only
+    command: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    name: str
+    driver: Driver
+    config: DriverConfig
+    env: Pairs
+    resources: Resources
+    dispatch_payload_file: str | None
+    templates: tuple[Template, ...]
+    volume_mounts: tuple[VolumeMount, ...]
+    kill_timeout_s: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    name: str
+    count: int
+    tasks: tuple[Task, ...]
+    restart: Restart
+    reschedule: Reschedule | None
+    ephemeral_disk_mib: int | None
+    volumes: tuple[VolumeRequest, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Periodic:
+    crons: tuple[str, ...]
+    time_zone: str
+    prohibit_overlap: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parameterized:
+    payload: str  # "optional" | "required" | "forbidden"
+    meta_required: tuple[str, ...]
+    meta_optional: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    id: str
+    type: JobType
+    datacenters: tuple[str, ...]
+    namespace: str | None
+    region: str | None
+    node_pool: str | None
+    meta: Pairs
+    periodic: Periodic | None
+    parameterized: Parameterized | None
+    groups: tuple[Group, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextFile:
+    """A file copied into an image's build context: ``source`` on this machine, ``path`` in the context."""
+
+    source: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageBuild:
+    """A built image: a Dockerfile and the files it copies, named by content."""
+
+    tag: str
+    dockerfile: str
+    context: tuple[ContextFile, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunctionJob:
+    """One compiled function: its job and what the client needs to call it."""
+
+    tag: str  # the function's (or class's) name in the app
+    job: Job
+    module: str  # the user's module, as the runtime imports it
+    qualname: str
+    image: ImageBuild | None
+    is_generator: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompiledApp:
+    app_name: str
+    functions: tuple[FunctionJob, ...]
+    warnings: tuple[str, ...]

@@ -1,0 +1,55 @@
+"""Lowering: the App's function graph → compiled jobs (IR), with every user error collected.
+
+Runs on the client.
+"""
+
+from __future__ import annotations
+
+from ..errors import Collector, UserError
+from ..graph import AppGraph, FunctionNode
+from ..ir import CompiledApp, FunctionJob
+from .job import BuildOptions, job_id, lower_function, notes_for
+
+__all__ = ["BuildOptions", "job_id", "lower_app", "lower_function", "not_yet_supported"]
+
+
+def not_yet_supported(node: FunctionNode) -> UserError | None:
+    if node.kind == "cls":
+        return UserError(f"{node.tag}: @app.cls classes are not supported by modalc build yet",
+                         location=node.location, hint="use @app.function for now")
+    if node.web is not None:
+        return UserError(f"{node.tag}: web endpoints (@modal.{node.web['type']}) are not supported by modalc build yet",
+                         location=node.location, hint="serve the app from a Nomad service job for now")
+    return None
+
+
+def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | None = None,
+              skip_unsupported: bool = False) -> CompiledApp:
+    """Compile every function of the graph (or those named in ``only``)."""
+    errors = Collector()
+    jobs: list[FunctionJob] = []
+    notes: list[str] = []
+    seen_ids: dict[str, str] = {}
+    for node in graph.functions:
+        if only is not None and node.tag not in only:
+            continue
+        problem = not_yet_supported(node)
+        if problem:
+            if not skip_unsupported:
+                errors.add(problem)
+            continue
+        try:
+            compiled = lower_function(node, graph, opts)
+        except UserError as exc:
+            errors.add(exc)
+            continue
+        other = seen_ids.get(compiled.job.id)
+        if other is not None:
+            errors.add(UserError(f"{node.tag} and {other} both become the Nomad job ID {compiled.job.id!r}",
+                                 location=node.location, hint="rename one of them (name=...)"))
+            continue
+        seen_ids[compiled.job.id] = node.tag
+        notes += notes_for(node)
+        jobs.append(compiled)
+    errors.raise_if_any()
+    return CompiledApp(app_name=graph.app_name, functions=tuple(jobs), warnings=tuple(notes))

@@ -1,0 +1,219 @@
+"""One function of the graph → one Nomad job (the IR).
+
+Runs on the client. This is the only place where options are validated and
+defaulted; every error carries the decorator's file:line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agent_runtime.sdk.objects import CloudBucketMount, NetworkFileSystem, Volume
+
+from ..errors import UserError
+from ..graph import AppGraph, FunctionNode
+from ..ir import (
+    CODE_DIR,
+    PAYLOAD_FILE,
+    SPEC_FORMAT_VERSION,
+    TASK_NAME,
+    Driver,
+    DriverConfig,
+    FunctionJob,
+    Group,
+    Job,
+    JobType,
+    Parameterized,
+    Reschedule,
+    Resources,
+    Restart,
+    Task,
+    VolumeMount,
+    VolumeRequest,
+)
+from . import resources as res
+from .files import code_templates, secret_templates
+from .gpu import lower_gpu
+from .images import lower_image
+from .schedule import lower_schedule
+
+KILL_TIMEOUT_S = 10
+RESULT_DIR = "${NOMAD_ALLOC_DIR}/data"
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Options with no Nomad meaning that are safe to ignore: (option, why).
+IGNORED = {
+    "cloud": "Nomad places jobs by --datacenter/--node-pool, not by cloud",
+    "region": "Nomad places jobs by --datacenter/--node-pool; Modal regions do not apply",
+    "routing_region": "Nomad has no request routing regions",
+    "nonpreemptible": "Nomad nodes are not preempted by a cloud provider",
+    "enable_memory_snapshot": "Nomad has no memory snapshots; containers start normally",
+    "restrict_modal_access": "there is no Modal control plane to restrict",
+    "i6pn": "Nomad networking is configured by the cluster",
+    "startup_timeout": "a batch allocation has no startup phase to time out",
+    "experimental_options": "Modal experimental options do not apply",
+    "serialized": "modalc always ships the source file",
+    "include_source": "modalc always ships the source file",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildOptions:
+    """What the command line decides about the emitted jobs."""
+
+    driver: Driver = Driver.DOCKER
+    image_registry: str | None = None
+    datacenters: tuple[str, ...] = ("*",)
+    namespace: str | None = None
+    region: str | None = None
+    node_pool: str | None = None
+    # "deploy": schedules become periodic jobs; "run": every function is dispatchable.
+    mode: str = "deploy"
+    default_python: str = "3.11"
+
+
+def job_id(app_name: str, tag: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", f"{app_name}-{tag}")
+
+
+def _env(node: FunctionNode, extra: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    env = node.options.get("env") or {}
+    if not isinstance(env, dict):
+        raise UserError(f"env= must be a dict of strings, got {type(env).__name__}", location=node.location)
+    out = dict(extra)
+    for key, value in env.items():
+        if not isinstance(key, str) or not _ENV_KEY.match(key):
+            raise UserError(f"env key {key!r} is not a valid environment variable name", location=node.location,
+                            hint="use letters, digits and '_', not starting with a digit")
+        if key.startswith("MODALC_") or key.startswith("NOMAD_"):
+            raise UserError(f"env key {key!r} is reserved", location=node.location,
+                            hint="MODALC_* and NOMAD_* are set by modalc and Nomad")
+        if not isinstance(value, str):
+            raise UserError(f"env[{key!r}] must be a string, got {type(value).__name__}", location=node.location,
+                            hint=f"write {key}={str(value)!r}")
+        out[key] = value
+    return tuple(sorted(out.items()))
+
+
+def _volumes(node: FunctionNode) -> tuple[tuple[VolumeRequest, ...], tuple[VolumeMount, ...]]:
+    requests: dict[str, VolumeRequest] = {}
+    mounts: list[VolumeMount] = []
+    volumes = dict(node.options.get("volumes") or {})
+    volumes.update({p: v for p, v in dict(node.options.get("network_file_systems") or {}).items()})
+    for path, volume in sorted(volumes.items(), key=lambda kv: str(kv[0])):
+        path = str(path)
+        if isinstance(volume, CloudBucketMount):
+            raise UserError("modal.CloudBucketMount is not supported by modalc", location=node.location,
+                            hint="mount the bucket on the Nomad clients (e.g. s3fs or a CSI plugin) and use a "
+                            "modal.Volume.from_name(...) for that host or CSI volume")
+        if not isinstance(volume, (Volume, NetworkFileSystem)):
+            raise UserError(f"volumes[{path!r}] must be a modal.Volume, got {type(volume).__name__}",
+                            location=node.location)
+        if not path.startswith("/") or path == "/":
+            raise UserError(f"volume mount path {path!r} must be an absolute path below /", location=node.location)
+        name = re.sub(r"[^A-Za-z0-9_-]", "-", volume.name)
+        read_only = bool(getattr(volume, "read_only", False))
+        requests.setdefault(name, VolumeRequest(name=name, type="host", source=volume.name, read_only=False))
+        mounts.append(VolumeMount(volume=name, destination=path, read_only=read_only))
+    return tuple(requests[k] for k in sorted(requests)), tuple(mounts)
+
+
+def _unsupported(node: FunctionNode) -> None:
+    opts = node.options
+    if opts.get("proxy") is not None:
+        raise UserError("proxy= (modal.Proxy) is not supported by modalc", location=node.location,
+                        hint="give the Nomad clients a static egress IP (NAT) instead")
+    if opts.get("mounts"):
+        raise UserError("mounts= was removed in Modal 1.0", location=node.location,
+                        hint="use image.add_local_dir()/add_local_file()/add_local_python_source()")
+    if opts.get("cloud_bucket_mounts"):
+        raise UserError("cloud_bucket_mounts= is not supported by modalc", location=node.location,
+                        hint="mount the bucket on the Nomad clients and use a host volume")
+
+
+def notes_for(node: FunctionNode) -> list[str]:
+    file, line = node.location
+    return [f"{file}:{line}: {node.tag}: {key}= ignored: {why}" for key, why in IGNORED.items()
+            if node.options.get(key) not in (None, False, {}, (), [])]
+
+
+def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> FunctionJob:
+    loc = node.location
+    o: dict[str, Any] = node.options
+    _unsupported(node)
+    devices = lower_gpu(o.get("gpu"), loc)
+    memory, memory_max = res.memory_mib(o.get("memory"), loc)
+    resources = Resources(cpu_mhz=res.cpu_mhz(o.get("cpu"), loc), memory_mib=memory, memory_max_mib=memory_max,
+                          devices=devices)
+    timeout = res.timeout_s(o.get("timeout"), loc)
+    retries = res.retry_policy(o.get("retries"), loc)
+    periodic = lower_schedule(o.get("schedule"), loc) if opts.mode == "deploy" else None
+    if o.get("schedule") is not None and opts.mode != "deploy":
+        lower_schedule(o.get("schedule"), loc)  # still validated in run mode
+    disk = res.ephemeral_disk_mib(o.get("ephemeral_disk"), loc)
+    group_volumes, mounts = _volumes(node)
+    templates = code_templates(graph.sources) + secret_templates(o.get("secrets") or (), loc)
+
+    image_ref: str | None = None
+    build = None
+    if opts.driver is Driver.DOCKER:
+        image_ref, build = lower_image(node.image, registry=opts.image_registry,
+                                       default_python=opts.default_python, location=loc)
+    args = ["-m", "agent_runtime", "--code", f"${{NOMAD_TASK_DIR}}/{CODE_DIR}", "--module", node.module,
+            "--qualname", node.qualname, "--result-dir", RESULT_DIR, "--timeout", str(timeout)]
+    args += list(retries.args())
+    if periodic:
+        args += ["--no-input"]
+    else:
+        args += ["--call", f"${{NOMAD_TASK_DIR}}/{PAYLOAD_FILE}"]
+    if node.is_generator:
+        args += ["--generator"]
+    config = DriverConfig(image=image_ref, command="python" if opts.driver is Driver.DOCKER else "python3",
+                          args=tuple(args))
+    extra_env = {"MODALC_IN_CONTAINER": "1", "MODALC_IMAGE": node.image.recipe_key, "PYTHONUNBUFFERED": "1"}
+    task = Task(
+        name=TASK_NAME,
+        driver=opts.driver,
+        config=config,
+        env=_env(node, extra_env),
+        resources=resources,
+        dispatch_payload_file=None if periodic else PAYLOAD_FILE,
+        templates=templates,
+        volume_mounts=mounts,
+        kill_timeout_s=KILL_TIMEOUT_S,
+    )
+    group = Group(
+        name=re.sub(r"[^A-Za-z0-9_-]", "-", node.tag),
+        count=1,
+        tasks=(task,),
+        # Retries live in the runtime (per input, with Modal's backoff); Nomad must not
+        # restart or reschedule a failed task a second time. Lost allocations are still
+        # replaced by Nomad, which the reschedule policy does not govern.
+        restart=Restart(attempts=0, mode="fail"),
+        reschedule=Reschedule(attempts=0, unlimited=False),
+        ephemeral_disk_mib=disk,
+        volumes=group_volumes,
+    )
+    meta = {"modalc_app": graph.app_name, "modalc_function": node.tag, "modalc_format": SPEC_FORMAT_VERSION}
+    max_containers = o.get("max_containers")
+    if max_containers is not None:
+        if isinstance(max_containers, bool) or not isinstance(max_containers, int) or max_containers < 1:
+            raise UserError(f"max_containers={max_containers!r} must be a positive integer", location=loc)
+        meta["modalc_max_containers"] = str(max_containers)
+    job = Job(
+        id=job_id(graph.app_name, node.tag),
+        type=JobType.BATCH,
+        datacenters=opts.datacenters,
+        namespace=opts.namespace,
+        region=opts.region,
+        node_pool=opts.node_pool,
+        meta=tuple(sorted(meta.items())),
+        periodic=periodic,
+        parameterized=None if periodic else Parameterized(payload="required", meta_required=(),
+                                                          meta_optional=("modalc_call",)),
+        groups=(group,),
+    )
+    return FunctionJob(tag=node.tag, job=job, module=node.module, qualname=node.qualname, image=build,
+                       is_generator=node.is_generator)

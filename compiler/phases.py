@@ -1,0 +1,80 @@
+"""The compiler pipeline, each phase computed once: load → graph → lower → emit.
+
+Runs on the client. ``CompilerData`` is the one object the commands work
+from; the outputs are a dict of file name → text built by the emitters.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+
+from .emit_hcl import emit_hcl
+from .emit_json import emit_json
+from .graph import AppGraph, build_graph
+from .ir import CompiledApp, FunctionJob
+from .loader import LoadedScript, load
+from .lower import BuildOptions, lower_app
+from .refs import ImportRef, Runnable, choose_app, resolve_runnable
+
+HCL_SUFFIX = ".nomad.hcl"
+JSON_SUFFIX = ".nomad.json"
+IMAGES_DIR = "images"
+
+
+class CompilerData:
+    """One script, compiled on demand, phase by phase."""
+
+    def __init__(self, ref: ImportRef, opts: BuildOptions, *, name: str | None = None,
+                 only: frozenset[str] | None = None, skip_unsupported: bool = False):
+        self.ref = ref
+        self.opts = opts
+        self.name = name
+        self.only = only
+        self.skip_unsupported = skip_unsupported
+
+    @functools.cached_property
+    def script(self) -> LoadedScript:
+        return load(self.ref)
+
+    @functools.cached_property
+    def app_selection(self) -> tuple[str, str]:
+        """(the App variable, the rest of the reference inside it)."""
+        var, _, rest = choose_app(self.script.apps, self.ref.object_path, self.ref.file_or_module)
+        return var, rest
+
+    @functools.cached_property
+    def runnable(self) -> Runnable:
+        return resolve_runnable(self.script.apps, self.ref.object_path, self.ref.file_or_module)
+
+    @functools.cached_property
+    def graph(self) -> AppGraph:
+        return build_graph(self.script, self.app_selection[0], name=self.name)
+
+    @functools.cached_property
+    def compiled(self) -> CompiledApp:
+        only = self.only
+        rest = self.app_selection[1]
+        if only is None and rest:
+            only = frozenset({self.runnable.tag})
+        return lower_app(self.graph, self.opts, only=only, skip_unsupported=self.skip_unsupported)
+
+    def function(self, tag: str) -> FunctionJob | None:
+        return next((f for f in self.compiled.functions if f.tag == tag), None)
+
+    def outputs(self, fmt: str = "hcl") -> dict[str, str]:
+        """File name (relative to the output folder) → content, for ``--format``."""
+        emitters: list[tuple[str, Callable[..., str]]] = []
+        if fmt in ("hcl", "both"):
+            emitters.append((HCL_SUFFIX, emit_hcl))
+        if fmt in ("json", "both"):
+            emitters.append((JSON_SUFFIX, emit_json))
+        out: dict[str, str] = {}
+        for fn in self.compiled.functions:
+            for suffix, emit in emitters:
+                out[fn.job.id + suffix] = emit(fn.job)
+            if fn.image is not None:
+                tag = fn.image.tag.rsplit(":", 1)[1]
+                out[os.path.join(IMAGES_DIR, tag, "Dockerfile")] = fn.image.dockerfile
+        return dict(sorted(out.items()))
