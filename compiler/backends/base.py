@@ -1,0 +1,62 @@
+"""The one small interface every backend implements: register jobs, dispatch calls, wait, clean up.
+
+Runs on the client. ``compiler.client`` (the call API) drives a backend; it
+never knows whether allocations are local processes or run on Nomad.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from ..ir import CompiledApp, FunctionJob
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dispatch:
+    """One dispatched allocation (one call, or one chunk of a .map)."""
+
+    function: str  # the function's tag
+    dispatch_id: str  # local: an id; Nomad: the dispatched child job's ID
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocResult:
+    """How an allocation ended. ``result`` is the runtime's result envelope, when it wrote one."""
+
+    exit_code: int | None
+    result: bytes | None
+    failure: str = ""  # why it failed outside the user's code (OOM, driver, lost, placement ...)
+
+
+class Backend(abc.ABC):
+    """Runs compiled jobs somewhere. One instance serves one app run."""
+
+    name = "backend"
+    # Largest call payload one dispatch may carry (Nomad: 16384 bytes); None = unlimited.
+    max_payload_bytes: int | None = None
+
+    @abc.abstractmethod
+    def start(self, app: CompiledApp, *, run_id: str) -> None:
+        """Register the app's jobs for this run."""
+
+    @abc.abstractmethod
+    def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
+        """Start one allocation of ``fn`` with ``payload`` as its dispatch payload."""
+
+    @abc.abstractmethod
+    def wait(self, dispatch: Dispatch, timeout: float | None = None) -> AllocResult | None:
+        """Block until the allocation ends (None if ``timeout`` passed first)."""
+
+    def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
+        """Bytes of the runtime's stream file from ``offset``, and whether the allocation ended."""
+        raise NotImplementedError(f"{self.name} backend does not stream generator output")
+
+    @abc.abstractmethod
+    def cancel(self, dispatch: Dispatch) -> None:
+        """Stop one allocation."""
+
+    @abc.abstractmethod
+    def stop(self, *, detach: bool = False) -> None:
+        """End the run: stop and remove everything it started (unless ``detach``)."""
