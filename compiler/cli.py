@@ -114,3 +114,80 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
         click.echo(f"removed {out_dir.rstrip('/')}/{rel}", err=True)
     if not changed and not removed:
         click.echo(f"{out_dir} is already current ({len(outputs)} files)", err=True)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("script")
+@click.argument("entrypoint_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-m", "module_mode", is_flag=True, help="Treat SCRIPT as a Python module path.")
+@click.option("-q", "--quiet", is_flag=True, help="Don't show progress indicators.")
+@click.option("-d", "--detach", is_flag=True, help="Keep the app's jobs running after modalc exits (Nomad).")
+@click.option("-n", "--name", help="Name of the ephemeral app (default: the App's name).")
+@click.option("-w", "--write-result", metavar="PATH", help="Write the return value (str or bytes) to PATH.")
+@click.option("--local", is_flag=True, help="Run on this machine even when NOMAD_ADDR is set.")
+@handle_errors
+def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet: bool, detach: bool,
+        name: str | None, write_result: str | None, local: bool) -> None:
+    """Run SCRIPT[::REF]: the local entrypoint here, each remote call as a job."""
+    from .phases import CompilerData
+    from .run import app_run, call_entrypoint, run_main_entrypoint
+    from .run import write_result as write_result_file
+
+    ref = parse_import_ref(script, use_module_mode=module_mode)
+    data = CompilerData(ref, build_options("docker", None, (), None, None, None, mode="run"), name=name,
+                        skip_unsupported=True, select_ref=False)
+    show_notes(data.script.warnings)
+    runnable = data.runnable
+    result: list[Any] = []
+    argv = list(entrypoint_args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    with app_run(data.compiled, data.graph, local=local, quiet=quiet, detach=detach):
+        code = run_main_entrypoint(lambda: result.append(
+            call_entrypoint(runnable, argv, prog=f"modalc run {script}", detach=detach)))
+    if code:
+        sys.exit(code)
+    if write_result and result:
+        write_result_file(write_result, result[0])
+
+
+@main.group()
+def secret() -> None:
+    """Manage named secrets (the local store; Nomad Variables when NOMAD_ADDR is set)."""
+
+
+@secret.command("create")
+@click.argument("name")
+@click.argument("pairs", nargs=-1)
+@click.option("--from-dotenv", type=click.Path(exists=True, dir_okay=False), help="Read KEY=VALUE lines from a file.")
+@click.option("--force", is_flag=True, help="Replace an existing secret.")
+@handle_errors
+def secret_create(name: str, pairs: tuple[str, ...], from_dotenv: str | None, force: bool) -> None:
+    """Create secret NAME from KEY=VALUE pairs."""
+    from . import secret_store
+
+    items = secret_store.parse_dotenv(from_dotenv) if from_dotenv else {}
+    items.update(secret_store.parse_pairs(pairs))
+    secret_store.create(name, items, force=force)
+    click.echo(f"created secret {name!r} with keys: {', '.join(sorted(items))}")
+
+
+@secret.command("list")
+@handle_errors
+def secret_list() -> None:
+    """List secrets and their keys (never their values)."""
+    from . import secret_store
+
+    for name in secret_store.names():
+        click.echo(f"{name}\t{', '.join(secret_store.keys(name))}")
+
+
+@secret.command("delete")
+@click.argument("name")
+@handle_errors
+def secret_delete(name: str) -> None:
+    """Delete secret NAME."""
+    from . import secret_store
+
+    secret_store.delete(name)
+    click.echo(f"deleted secret {name!r}")

@@ -53,6 +53,11 @@ def _merged_options(app: App, options: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _module(name: str, script: LoadedScript) -> str:
+    """A script run as ``python script.py`` is ``__main__`` here, but its file's name in the allocation."""
+    return script.module_name if name == "__main__" else name
+
+
 def app_name_for(app: App, app_var: str, script: LoadedScript, override: str | None = None) -> str:
     """The app's name: ``--name``, else ``App("name")``, else the script's name (as ``modal run`` does)."""
     return override or app.name or script.module_name.replace("_", "-")
@@ -67,7 +72,7 @@ def build_graph(script: LoadedScript, app_var: str, *, name: str | None = None) 
         nodes.append(FunctionNode(
             tag=tag, kind="function", obj=fn, options=_merged_options(app, fn.options),
             image=fn.options.get("image") or app.image or default_image(),
-            module=fn.raw_f.__module__, qualname=fn.raw_f.__qualname__, location=fn.location,
+            module=_module(fn.raw_f.__module__, script), qualname=fn.raw_f.__qualname__, location=fn.location,
             web=fn.web, partial=fn.partial, is_generator=fn.is_generator,
         ))
     for tag, cls in app.registered_classes.items():
@@ -75,7 +80,7 @@ def build_graph(script: LoadedScript, app_var: str, *, name: str | None = None) 
         nodes.append(FunctionNode(
             tag=tag, kind="cls", obj=cls, options=_merged_options(app, cls.options),
             image=cls.options.get("image") or app.image or default_image(),
-            module=cls.user_cls.__module__, qualname=cls.user_cls.__qualname__, location=cls.location,
+            module=_module(cls.user_cls.__module__, script), qualname=cls.user_cls.__qualname__, location=cls.location,
             web=None, partial=cls.partial, is_generator=False,
         ))
     for node in nodes:

@@ -126,7 +126,7 @@ def load(ref: ImportRef) -> LoadedScript:
         top = module_name.split(".")[0]
         top_spec = importlib.util.find_spec(top)
         if top_spec and top_spec.submodule_search_locations:
-            root = os.path.dirname(os.path.abspath(list(top_spec.submodule_search_locations)[0]))
+            root = os.path.dirname(os.path.abspath(next(iter(top_spec.submodule_search_locations))))
         else:
             root = os.path.dirname(script_path)
     else:

@@ -34,12 +34,13 @@ def parse_import_ref(text: str, *, use_module_mode: bool = False) -> ImportRef:
         )
     else:
         file_or_module, object_path = text, ""
-    if not use_module_mode and not file_or_module.endswith(".py") and not os.path.exists(file_or_module):
-        if re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+", file_or_module):
-            raise UserError(
-                f"{file_or_module!r} is not a file; it looks like a module path",
-                hint=f"use -m to import it as a module: -m {text}",
-            )
+    looks_like_module = re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", file_or_module)
+    if not use_module_mode and looks_like_module and not file_or_module.endswith(".py") and not os.path.exists(
+            file_or_module):
+        raise UserError(
+            f"{file_or_module!r} is not a file; it looks like a module path",
+            hint=f"use -m to import it as a module: -m {text}",
+        )
     return ImportRef(file_or_module=file_or_module, object_path=object_path, use_module_mode=use_module_mode)
 
 

@@ -40,14 +40,14 @@ class FunctionTimeoutError(Error):
     """A remote attempt ran longer than the function's ``timeout``."""
 
 
-TimeoutError = FunctionTimeoutError  # noqa: A001 - Modal exports this name
+TimeoutError = FunctionTimeoutError
 
 
 class OutputExpiredError(Error):
     pass
 
 
-class InputCancellation(BaseException):  # noqa: N818 - Modal's name
+class InputCancellation(BaseException):
     pass
 
 

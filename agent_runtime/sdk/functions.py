@@ -110,7 +110,7 @@ class _Invocable:
              wrap_returned_exceptions: bool = True) -> Iterator[Any]:
         if not input_iterators:
             raise ExecutionError("map() needs at least one iterable of inputs")
-        return self._starmap(zip(*input_iterators), kwargs=kwargs, order_outputs=order_outputs,
+        return self._starmap(zip(*input_iterators, strict=False), kwargs=kwargs, order_outputs=order_outputs,
                              return_exceptions=return_exceptions)
 
     def _map_aio(self, *input_iterators: Iterable[Any], **options: Any) -> AsyncIterator[Any]:
@@ -132,7 +132,7 @@ class _Invocable:
         return await asyncio.to_thread(self._spawn, *args, **kwargs)
 
     def _spawn_map(self, *input_iterators: Iterable[Any], kwargs: dict[str, Any] | None = None) -> None:
-        for args in zip(*input_iterators):
+        for args in zip(*input_iterators, strict=False):
             self._spawn(*args, **(kwargs or {}))
 
     async def _spawn_map_aio(self, *input_iterators: Iterable[Any], **options: Any) -> None:

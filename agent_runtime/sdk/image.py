@@ -119,7 +119,7 @@ class Image:
                             force_build: bool = False) -> Image:
         return self._add("dockerfile_commands", commands=_flatten(commands))
 
-    def env(self, vars: dict[str, str]) -> Image:  # noqa: A002 - Modal's name
+    def env(self, vars: dict[str, str]) -> Image:
         return self._add("env", vars=_freeze({str(k): str(v) for k, v in vars.items()}))
 
     def workdir(self, path: str) -> Image:

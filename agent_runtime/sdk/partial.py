@@ -65,7 +65,7 @@ def enter(_warn_parentheses_missing: Any = None, *, snap: bool = False) -> Any:
     return _decorator("enter", {"snap": snap}, _warn_parentheses_missing)
 
 
-def exit(_warn_parentheses_missing: Any = None) -> Any:  # noqa: A001 - Modal's name
+def exit(_warn_parentheses_missing: Any = None) -> Any:
     return _decorator("exit", {}, _warn_parentheses_missing)
 
 

@@ -17,8 +17,8 @@ from agent_runtime.sdk.objects import Cron, Period
 from ..errors import UserError
 from ..ir import Periodic
 
-_MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
-_DAYS = "SUN MON TUE WED THU FRI SAT".split()
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+_DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 # (name, low, high, names)
 _FIELDS = (
     ("minute", 0, 59, ()),

@@ -1,0 +1,300 @@
+"""The local backend (the embedded default): compiled jobs run as processes on this machine.
+
+Runs on the client. Each dispatch gets Nomad's allocation layout
+(``alloc/data``, ``alloc/logs``, ``<task>/local``, ``<task>/secrets``,
+``<task>/tmp``), its environment (``NOMAD_*``), the dispatch payload file and
+rendered templates, and runs the task's command like ``raw_exec`` does (a
+docker task runs its command with this machine's Python instead of the
+image). Secrets come from the local store; volumes are directories under
+``$MODALC_HOME/volumes`` made visible at each mount path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import IO
+
+import agent_runtime
+from agent_runtime.protocol import RESULT_FILE, STREAM_FILE
+
+from .. import secret_store
+from ..errors import UserError
+from ..home import subdir
+from ..ir import CompiledApp, FunctionJob, Task, Template
+from .base import AllocResult, Backend, Dispatch
+
+_SECRET_VAR = re.compile(r'nomadVar "modalc/secrets/([^"]+)"')
+_INTERP = re.compile(r"\$\{(NOMAD_[A-Za-z0-9_]+)\}")
+
+
+class LogSink:
+    """Writes allocation output to the terminal, each line prefixed with ``[function]``."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.lock = threading.Lock()
+
+    def line(self, prefix: str, text: str, stream: IO[str]) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            stream.write(f"[{prefix}] {text}")
+            if not text.endswith("\n"):
+                stream.write("\n")
+            stream.flush()
+
+
+@dataclass
+class _Alloc:
+    dispatch: Dispatch
+    alloc_dir: str
+    task_dir: str
+    process: subprocess.Popen[bytes]
+    pumps: list[threading.Thread] = field(default_factory=list)
+
+
+def _pump(pipe: IO[bytes], log_path: str, prefix: str, sink: LogSink, stream: IO[str]) -> None:
+    with open(log_path, "ab") as log:
+        for raw in iter(pipe.readline, b""):
+            log.write(raw)
+            log.flush()
+            sink.line(prefix, raw.decode("utf-8", "replace"), stream)
+    pipe.close()
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Nomad's runtime interpolation of ``${NOMAD_*}`` in args and env values."""
+    return _INTERP.sub(lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def _render_template(t: Template) -> tuple[str, dict[str, str]]:
+    """(file text, env vars it contributes). Code templates are literal; secret templates read the store."""
+    m = _SECRET_VAR.search(t.data) if t.left_delimiter is None else None
+    if m:
+        items = secret_store.read(m.group(1))
+        text = "".join(f"{k}={v}\n" for k, v in sorted(items.items()))
+        return text, (items if t.env else {})
+    return t.data, {}
+
+
+class LocalBackend(Backend):
+    """Runs each dispatch as a local process with Nomad's allocation layout."""
+
+    name = "local"
+    max_payload_bytes = None
+
+    def __init__(self, *, sink: LogSink | None = None, keep_allocs: bool = False):
+        self.sink = sink or LogSink()
+        self.keep_allocs = keep_allocs
+        self.run_dir = ""
+        self.run_id = ""
+        self.app: CompiledApp | None = None
+        self._allocs: dict[str, _Alloc] = {}
+        self._lock = threading.Lock()
+        self._links: list[str] = []
+        self._stopped = False
+
+    # -- lifecycle --------------------------------------------------------------
+    def start(self, app: CompiledApp, *, run_id: str) -> None:
+        self.app = app
+        self.run_id = run_id
+        self.run_dir = tempfile.mkdtemp(prefix=f"modalc-{run_id}-", dir=subdir("runs"))
+        for fn in app.functions:
+            for task in self._tasks(fn):
+                self._link_volumes(fn, task)
+
+    def _tasks(self, fn: FunctionJob) -> list[Task]:
+        return [t for g in fn.job.groups for t in g.tasks]
+
+    def _link_volumes(self, fn: FunctionJob, task: Task) -> None:
+        sources = {v.name: v.source for g in fn.job.groups for v in g.volumes}
+        for mount in task.volume_mounts:
+            store = subdir("volumes", sources.get(mount.volume, mount.volume))
+            dest = mount.destination
+            if os.path.islink(dest):
+                if os.path.realpath(dest) == os.path.realpath(store):
+                    continue
+                raise UserError(f"{dest} already links to {os.readlink(dest)}, not to volume {mount.volume!r}",
+                                hint="remove the link, or mount the volume elsewhere")
+            if os.path.exists(dest):
+                raise UserError(f"cannot mount volume {mount.volume!r} at {dest}: the path exists on this machine",
+                                hint="the local backend shows volumes by linking the mount path to "
+                                f"{store}; choose a mount path that does not exist here")
+            try:
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                os.symlink(store, dest)
+            except OSError as exc:
+                raise UserError(f"cannot mount volume {mount.volume!r} at {dest}: {exc.strerror}",
+                                hint=f"the local backend links the mount path to {store}; "
+                                "it needs write access to the parent folder") from None
+            self._links.append(dest)
+
+    def stop(self, *, detach: bool = False) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        with self._lock:
+            allocs = list(self._allocs.values())
+        for alloc in allocs:
+            self._kill(alloc)
+        for alloc in allocs:
+            for pump in alloc.pumps:
+                pump.join(timeout=5)
+        for link in self._links:
+            try:
+                os.unlink(link)
+            except OSError:
+                pass
+        if self.run_dir and not self.keep_allocs:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # -- allocations ------------------------------------------------------------
+    def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
+        if self._stopped:
+            raise UserError("the app run has ended; no more calls can be made")
+        job, group = fn.job, fn.job.groups[0]
+        task = group.tasks[0]
+        alloc_id = str(uuid.uuid4())
+        child_id = f"{job.id}/dispatch-{call_id}"
+        alloc_dir = os.path.join(self.run_dir, alloc_id)
+        task_dir = os.path.join(alloc_dir, task.name)
+        for sub in ("alloc/data", "alloc/logs", "alloc/tmp", f"{task.name}/local", f"{task.name}/secrets",
+                    f"{task.name}/tmp", f"{task.name}/private"):
+            os.makedirs(os.path.join(alloc_dir, sub), exist_ok=True)
+        env = self._environment(fn, task, alloc_id, child_id, alloc_dir, task_dir)
+        for t in task.templates:
+            text, extra = _render_template(t)
+            dest = os.path.join(task_dir, t.destination)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            env.update(extra)
+        if task.dispatch_payload_file and payload:
+            with open(os.path.join(task_dir, "local", task.dispatch_payload_file), "wb") as fh:
+                fh.write(payload)
+        # raw_exec runs the command as given; a docker task runs here with this machine's Python.
+        command = sys.executable if task.config.command in ("python", "python3") else task.config.command
+        argv = [command, *(interpolate(a, env) for a in task.config.args)]
+        process = subprocess.Popen(argv, cwd=task_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True)
+        dispatch = Dispatch(function=fn.tag, dispatch_id=alloc_id, call_id=call_id)
+        alloc = _Alloc(dispatch=dispatch, alloc_dir=alloc_dir, task_dir=task_dir, process=process)
+        logs = os.path.join(alloc_dir, "alloc", "logs")
+        for pipe, kind, stream in ((process.stdout, "stdout", sys.stdout), (process.stderr, "stderr", sys.stderr)):
+            assert pipe is not None
+            pump = threading.Thread(target=_pump, args=(pipe, os.path.join(logs, f"{task.name}.{kind}.0"), fn.tag,
+                                                        self.sink, stream), daemon=True)
+            pump.start()
+            alloc.pumps.append(pump)
+        with self._lock:
+            self._allocs[alloc_id] = alloc
+        return dispatch
+
+    def _environment(self, fn: FunctionJob, task: Task, alloc_id: str, child_id: str, alloc_dir: str,
+                     task_dir: str) -> dict[str, str]:
+        job = fn.job
+        group = job.groups[0]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "MODALC_"))}
+        runtime_root = os.path.dirname(os.path.dirname(os.path.abspath(agent_runtime.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (runtime_root, os.environ.get("PYTHONPATH", "")) if p)
+        nomad = {
+            "NOMAD_ALLOC_DIR": os.path.join(alloc_dir, "alloc"),
+            "NOMAD_TASK_DIR": os.path.join(task_dir, "local"),
+            "NOMAD_SECRETS_DIR": os.path.join(task_dir, "secrets"),
+            "NOMAD_ALLOC_ID": alloc_id,
+            "NOMAD_SHORT_ALLOC_ID": alloc_id[:8],
+            "NOMAD_ALLOC_NAME": f"{child_id}.{group.name}[0]",
+            "NOMAD_ALLOC_INDEX": "0",
+            "NOMAD_TASK_NAME": task.name,
+            "NOMAD_GROUP_NAME": group.name,
+            "NOMAD_JOB_ID": child_id,
+            "NOMAD_JOB_NAME": child_id,
+            "NOMAD_JOB_PARENT_ID": job.id,
+            "NOMAD_DC": job.datacenters[0] if job.datacenters and job.datacenters[0] != "*" else "local",
+            "NOMAD_REGION": job.region or "global",
+            "NOMAD_NAMESPACE": job.namespace or "default",
+            "NOMAD_CPU_LIMIT": str(task.resources.cpu_mhz),
+            "NOMAD_MEMORY_LIMIT": str(task.resources.memory_mib),
+        }
+        for key, value in job.meta:
+            nomad[f"NOMAD_META_{key}"] = value
+            nomad[f"NOMAD_META_{key.upper()}"] = value
+        env.update(nomad)
+        env.update({k: interpolate(v, env) for k, v in task.env})
+        return env
+
+    def _get(self, dispatch: Dispatch) -> _Alloc:
+        with self._lock:
+            return self._allocs[dispatch.dispatch_id]
+
+    def wait(self, dispatch: Dispatch, timeout: float | None = None) -> AllocResult | None:
+        alloc = self._get(dispatch)
+        try:
+            code = alloc.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        for pump in alloc.pumps:
+            pump.join()
+        result_path = os.path.join(alloc.alloc_dir, "alloc", "data", RESULT_FILE)
+        result = None
+        if os.path.exists(result_path):
+            with open(result_path, "rb") as fh:
+                result = fh.read()
+        failure = ""
+        if code < 0:
+            failure = f"the allocation's process was killed by signal {signal.Signals(-code).name}"
+        elif result is None:
+            failure = f"the allocation's process exited with code {code} without writing a result"
+        if not self.keep_allocs:
+            with self._lock:
+                self._allocs.pop(dispatch.dispatch_id, None)
+            shutil.rmtree(alloc.alloc_dir, ignore_errors=True)
+        return AllocResult(exit_code=code, result=result, failure=failure)
+
+    def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
+        alloc = self._get(dispatch)
+        done = alloc.process.poll() is not None
+        path = os.path.join(alloc.alloc_dir, "alloc", "data", STREAM_FILE)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                return fh.read(), done
+        except FileNotFoundError:
+            return b"", done
+
+    def cancel(self, dispatch: Dispatch) -> None:
+        with self._lock:
+            alloc = self._allocs.get(dispatch.dispatch_id)
+        if alloc is not None:
+            self._kill(alloc)
+
+    @staticmethod
+    def _kill(alloc: _Alloc) -> None:
+        if alloc.process.poll() is not None:
+            return
+        try:
+            os.killpg(alloc.process.pid, signal.SIGTERM)
+            alloc.process.wait(timeout=2)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(alloc.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            alloc.process.wait()
+        except PermissionError:
+            alloc.process.kill()
+
+    def alloc_count(self) -> int:
+        with self._lock:
+            return len(self._allocs)
+
+

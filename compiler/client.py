@@ -1,0 +1,271 @@
+"""The client side of a run: executes the SDK's calls (``.remote``, ``.map``, ``.spawn`` …) on a backend.
+
+Runs on the client. Installed as the SDK's invoker while an app runs. Calls
+become versioned call envelopes; a ``.map`` is cut into chunks so that one
+allocation serves many inputs; concurrency per function is capped by
+``max_containers`` (default: the CPU count); results come back as outcome
+lists, and remote exceptions are re-raised here with the remote traceback
+attached as a note.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from typing import Any
+
+from agent_runtime import protocol
+from agent_runtime.protocol import Call, Outcome, ProtocolError
+from agent_runtime.sdk.exception import ExecutionError, RemoteError
+from agent_runtime.sdk.functions import Target
+
+from .backends.base import AllocResult, Backend, Dispatch
+from .errors import UserError
+from .ir import CompiledApp, FunctionJob
+
+CHUNKS_PER_WORKER = 4
+MAX_CHUNK = 5000
+
+
+def remote_exception(o: Outcome) -> BaseException:
+    """The exception an outcome carries, with the remote traceback attached as a note."""
+    exc = o.exc if o.exc is not None else RemoteError(f"{o.exc_type}: {o.exc_repr}")
+    if o.traceback and not getattr(exc, "__modalc_traceback__", None):
+        exc.__modalc_traceback__ = o.traceback  # type: ignore[attr-defined]
+        exc.add_note("Remote traceback (from the allocation):\n" + o.traceback.rstrip("\n"))
+    return exc
+
+
+class Progress:
+    """``[fn] map 120/1000`` on a terminal; nothing when quiet or piped."""
+
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.done = label, total, 0
+        self.enabled = enabled and total > 1
+        self._lock = threading.Lock()
+
+    def advance(self, n: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self.done += n
+            sys.stderr.write(f"\r[{self.label}] map {self.done}/{self.total}")
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+class Invoker:
+    """Runs remote calls of one compiled app on one backend."""
+
+    def __init__(self, backend: Backend, compiled: CompiledApp, *, max_containers: dict[str, int] | None = None,
+                 quiet: bool = False):
+        self.backend = backend
+        self.compiled = compiled
+        self.functions = {f.tag: f for f in compiled.functions}
+        self.quiet = quiet
+        cpus = os.cpu_count() or 1
+        limits = max_containers or {}
+        self._limits = {tag: max(1, limits.get(tag) or cpus) for tag in self.functions}
+        self._slots = {tag: threading.BoundedSemaphore(n) for tag, n in self._limits.items()}
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="modalc-call")
+        self._spawned: dict[str, Future[list[Outcome]]] = {}
+        self._dispatches: dict[str, Dispatch] = {}
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------
+    def _function(self, target: Target) -> FunctionJob:
+        if target.app_name not in (None, self.compiled.app_name):
+            raise ExecutionError(f"calling {target.app_name}.{target.tag} of another app needs a deployed app "
+                                 "on Nomad; the local backend only runs the current app")
+        fn = self.functions.get(target.tag)
+        if fn is None:
+            raise ExecutionError(f"{target.tag} is not compiled for this run (classes and web endpoints "
+                                 "are not supported by modalc run yet)")
+        return fn
+
+    def _encode(self, fn: FunctionJob, call: Call) -> bytes:
+        payload = protocol.encode("call", call)
+        limit = self.backend.max_payload_bytes
+        if limit is not None and len(payload) > limit:
+            raise UserError(
+                f"the input to {fn.tag} is {len(payload)} bytes; a Nomad dispatch payload holds at most {limit} bytes",
+                hint="pass a reference instead (e.g. a path on a modal.Volume), or configure a blob store for "
+                "large inputs",
+            )
+        return payload
+
+    def _execute(self, fn: FunctionJob, payload: bytes, n_inputs: int, call_id: str) -> list[Outcome]:
+        with self._slots[fn.tag]:
+            dispatch = self.backend.dispatch(fn, payload, call_id=call_id)
+            with self._lock:
+                self._dispatches[call_id] = dispatch
+            try:
+                result = self.backend.wait(dispatch)
+            finally:
+                with self._lock:
+                    self._dispatches.pop(call_id, None)
+        assert result is not None
+        return self._outcomes(fn, result, n_inputs)
+
+    def _outcomes(self, fn: FunctionJob, result: AllocResult, n_inputs: int) -> list[Outcome]:
+        if result.result is not None:
+            try:
+                _, outcomes = protocol.decode(result.result)
+            except ProtocolError as exc:
+                raise ExecutionError(f"{fn.tag}: unreadable result from the allocation: {exc}") from None
+            if len(outcomes) == n_inputs:
+                return list(outcomes)
+        why = result.failure or f"the allocation exited with code {result.exit_code} without a result"
+        error = ExecutionError(f"{fn.tag}: {why}")
+        return [Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=str(error)) for _ in range(n_inputs)]
+
+    def _run(self, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Outcome]:
+        fn = self._function(target)
+        call = Call(inputs=inputs, method=target.method, params=dict(target.params))
+        return self._execute(fn, self._encode(fn, call), len(inputs), uuid.uuid4().hex[:12])
+
+    # -- the SDK's invoker interface ------------------------------------------------
+    def call(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        (outcome,) = self._run(target, [(tuple(args), dict(kwargs))])
+        if outcome.ok:
+            return outcome.value
+        raise remote_exception(outcome)
+
+    def spawn(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        self._function(target)
+        call_id = f"fc-{uuid.uuid4().hex}"
+        future = self._pool.submit(self._run, target, [(tuple(args), dict(kwargs))])
+        with self._lock:
+            self._spawned[call_id] = future
+        return call_id
+
+    def get(self, call_id: str, timeout: float | None) -> Any:
+        with self._lock:
+            future = self._spawned.get(call_id)
+        if future is None:
+            raise ExecutionError(f"no function call {call_id!r} in this run")
+        try:
+            (outcome,) = future.result(timeout)
+        except TimeoutError:
+            raise TimeoutError(f"function call {call_id} did not finish within {timeout} s") from None
+        if outcome.ok:
+            return outcome.value
+        raise remote_exception(outcome)
+
+    def cancel(self, call_id: str) -> None:
+        with self._lock:
+            future = self._spawned.get(call_id)
+            dispatches = list(self._dispatches.values())
+        if future is not None:
+            future.cancel()
+        for dispatch in dispatches:
+            if dispatch.call_id == call_id:
+                self.backend.cancel(dispatch)
+
+    def map(self, target: Target, arg_tuples: Iterable[tuple[Any, ...]], kwargs: dict[str, Any], *,
+            order_outputs: bool = True, return_exceptions: bool = False) -> Iterator[Any]:
+        fn = self._function(target)
+        inputs = [(tuple(args), dict(kwargs)) for args in arg_tuples]
+        if not inputs:
+            return iter(())
+        return self._map(fn, target, inputs, order_outputs, return_exceptions)
+
+    def _chunks(self, fn: FunctionJob, n: int) -> list[range]:
+        workers = self._limits[fn.tag]
+        size = max(1, min(MAX_CHUNK, math.ceil(n / (workers * CHUNKS_PER_WORKER))))
+        return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def _map(self, fn: FunctionJob, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]],
+             order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
+        progress = Progress(fn.tag, len(inputs), enabled=not self.quiet and sys.stderr.isatty())
+        chunks = self._chunks(fn, len(inputs))
+        payloads = self._payloads(fn, target, inputs, chunks)
+        pool = ThreadPoolExecutor(max_workers=self._limits[fn.tag], thread_name_prefix=f"modalc-map-{fn.tag}")
+        try:
+            futures = {pool.submit(self._execute, fn, payload, len(chunk), uuid.uuid4().hex[:12]): chunk
+                       for chunk, payload in payloads}
+            pending: dict[int, list[Outcome]] = {}
+            next_start = 0
+            starts = sorted(c.start for c, _ in payloads)
+            for future in as_completed(futures):
+                chunk = futures[future]
+                outcomes = future.result()
+                progress.advance(len(chunk))
+                if not order_outputs:
+                    yield from self._values(outcomes, return_exceptions)
+                    continue
+                pending[chunk.start] = outcomes
+                while next_start < len(starts) and starts[next_start] in pending:
+                    yield from self._values(pending.pop(starts[next_start]), return_exceptions)
+                    next_start += 1
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _payloads(self, fn: FunctionJob, target: Target, inputs: list[Any], chunks: list[range]
+                  ) -> list[tuple[range, bytes]]:
+        """Encode each chunk; halve chunks that exceed the backend's payload limit."""
+        out: list[tuple[range, bytes]] = []
+        todo = list(chunks)
+        limit = self.backend.max_payload_bytes
+        while todo:
+            chunk = todo.pop(0)
+            call = Call(inputs=inputs[chunk.start:chunk.stop], method=target.method, params=dict(target.params))
+            payload = protocol.encode("call", call)
+            if limit is not None and len(payload) > limit and len(chunk) > 1:
+                mid = chunk.start + len(chunk) // 2
+                todo[:0] = [range(chunk.start, mid), range(mid, chunk.stop)]
+                continue
+            if limit is not None and len(payload) > limit:
+                self._encode(fn, call)  # raises the user error naming the limit
+            out.append((chunk, payload))
+        return out
+
+    @staticmethod
+    def _values(outcomes: list[Outcome], return_exceptions: bool) -> Iterator[Any]:
+        for o in outcomes:
+            if o.ok:
+                yield o.value
+            elif return_exceptions:
+                yield remote_exception(o)
+            else:
+                raise remote_exception(o)
+
+    def call_generator(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
+        fn = self._function(target)
+        call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
+        payload = self._encode(fn, call)
+        call_id = uuid.uuid4().hex[:12]
+        with self._slots[fn.tag]:
+            dispatch = self.backend.dispatch(fn, payload, call_id=call_id)
+            offset, buffer = 0, b""
+            while True:
+                data, done = self.backend.read_stream(dispatch, offset)
+                offset += len(data)
+                buffer += data
+                values, buffer = protocol.split_frames(buffer)
+                yield from values
+                if done:
+                    data, _ = self.backend.read_stream(dispatch, offset)
+                    values, buffer = protocol.split_frames(buffer + data)
+                    yield from values
+                    break
+                if not data:
+                    time.sleep(0.02)
+            result = self.backend.wait(dispatch)
+        assert result is not None
+        (outcome,) = self._outcomes(fn, result, 1)
+        if not outcome.ok:
+            raise remote_exception(outcome)
+
+    def web_url(self, target: Target) -> str:
+        raise ExecutionError("web endpoints are not supported by modalc run yet")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,114 @@
+"""Entrypoint parameters → command-line options, by Modal's rules.
+
+Runs on the client. ``foo_bar`` becomes ``--foo-bar``; a parameter without a
+default is required; ``bool`` is ``--x/--no-x``; ``Literal[...]`` is a
+choice; ``Optional[X]`` unwraps; a ``*args`` entrypoint receives the rest of
+argv unparsed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .errors import UserError
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _click_type(name: str, annotation: Any, location: tuple[str, int]) -> Any:
+    annotation = _unwrap_optional(annotation)
+    if annotation in (inspect.Parameter.empty, Any, str):
+        return click.STRING
+    if annotation is int:
+        return click.INT
+    if annotation is float:
+        return click.FLOAT
+    if annotation is bool:
+        return click.BOOL
+    if annotation is datetime.datetime:
+        return click.DateTime()
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        if all(isinstance(c, str) for c in choices):
+            return click.Choice(list(choices))
+        if all(isinstance(c, int) and not isinstance(c, bool) for c in choices):
+            return _IntChoice(choices)
+    raise UserError(f"Parameter `{name}` has unparseable annotation: {annotation!r}", location=location,
+                    hint="entrypoint parameters may be str, int, float, bool, datetime, or Literal[...] of str/int")
+
+
+class _IntChoice(click.ParamType):
+    name = "choice"
+
+    def __init__(self, choices: tuple[int, ...]):
+        self.choices = choices
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = None
+        if number not in self.choices:
+            self.fail(f"{value!r} is not one of {', '.join(map(str, self.choices))}", param, ctx)
+        assert number is not None
+        return number
+
+
+def _signature(f: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
+    sig = inspect.signature(f)
+    try:
+        hints = typing.get_type_hints(f)
+    except Exception:
+        hints = {}
+    return sig, hints
+
+
+def parse_entrypoint_args(f: Callable[..., Any], argv: list[str], *, prog: str,
+                          location: tuple[str, int]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Parse ``argv`` for ``f``; return (args, kwargs). Usage errors exit 2 through click."""
+    sig, hints = _signature(f)
+    params = list(sig.parameters.values())
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        if len(params) > 1:
+            raise UserError(f"{prog}: an entrypoint with *args may have no other parameters", location=location)
+        return tuple(argv), {}
+    options = []
+    for p in params:
+        if p.kind in (p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            raise UserError(f"{prog}: parameter `{p.name}` cannot be a command-line option", location=location)
+        annotation = hints.get(p.name, p.annotation)
+        ctype = _click_type(p.name, annotation, location)
+        flag = "--" + p.name.replace("_", "-")
+        required = p.default is inspect.Parameter.empty
+        default = None if required else p.default
+        if ctype is click.BOOL:
+            options.append(click.Option([f"{flag}/--no-{flag[2:]}", p.name], default=default, required=required,
+                                        show_default=True))
+        else:
+            options.append(click.Option([flag, p.name], type=ctype, default=default, required=required,
+                                        show_default=not required))
+    parsed: dict[str, Any] = {}
+    command = click.Command(prog, params=options, callback=lambda **kw: parsed.update(kw),
+                            help=inspect.getdoc(f))
+    try:
+        command.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    return (), parsed
