@@ -1,0 +1,1 @@
+"""modalc test suite."""
