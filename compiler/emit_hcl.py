@@ -53,7 +53,10 @@ def hcl_value(value: Any) -> str:
 
 
 def heredoc(text: str) -> str:
-    """A heredoc whose marker appears on no line of ``text`` (which ends with a newline)."""
+    """A heredoc whose marker appears on no line of ``text``; a quoted string when ``text``
+    does not end with a newline (a heredoc's value always does)."""
+    if not text.endswith("\n"):
+        return hcl_string(text)
     lines = {line.strip() for line in text.split("\n")}
     marker, n = "EOT", 0
     while marker in lines:

@@ -1,0 +1,1 @@
+"""Helpers shared by ``examples/sibling_module.py``; shipped with its jobs."""
