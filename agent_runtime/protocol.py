@@ -8,7 +8,9 @@ is imported only when plain pickle cannot serialize a value). An envelope is
     body   a pickle
 
 so the versions are read, and a mismatch refused with a message naming both
-sides, before anything is unpickled. Pickles are only loaded from the job's
+sides, before anything is unpickled. A generator's values stream into
+``stream.pkl`` as frames (``append_frame``/``read_frames``): an 8-byte
+big-endian unsigned length, then that many bytes of pickle. Pickles are only loaded from the job's
 own call file and the job's own result file.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -41,6 +44,15 @@ def cloudpickle_version() -> str:
     mod = sys.modules.get("cloudpickle")
     if mod is not None:
         return str(mod.__version__)
+    # importlib.metadata costs ~20 ms to import; the dist-info folder name says it for free.
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("cloudpickle-") and name.endswith(".dist-info"):
+                return name[len("cloudpickle-"):-len(".dist-info")]
     try:
         from importlib.metadata import version
 
@@ -107,6 +119,60 @@ def write_atomic(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+_FRAME_HEAD = struct.Struct(">Q")
+
+
+def append_frame(path: str, value: Any) -> int:
+    """Append ``value`` as one frame to the stream file; return the bytes written.
+
+    The frame goes out in one ``O_APPEND`` write loop and is on disk (page
+    cache) when this returns, so a reader polling the file sees it at once.
+    """
+    payload = dumps_value(value)
+    frame = _FRAME_HEAD.pack(len(payload)) + payload
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    return len(frame)
+
+
+def frame_boundary(data: bytes, offset: int = 0) -> int:
+    """The offset just past the last complete frame at or after ``offset``."""
+    while offset + _FRAME_HEAD.size <= len(data):
+        (size,) = _FRAME_HEAD.unpack_from(data, offset)
+        if offset + _FRAME_HEAD.size + size > len(data):
+            break
+        offset += _FRAME_HEAD.size + size
+    return offset
+
+
+def read_frames(data: bytes, offset: int = 0) -> tuple[list[Any], int]:
+    """The values of the complete frames in ``data`` from ``offset``, and where the next frame starts.
+
+    A trailing partial frame (still being written) is left for the next read:
+    call again with the returned offset once more bytes have arrived.
+    """
+    values: list[Any] = []
+    end = frame_boundary(data, offset)
+    while offset < end:
+        (size,) = _FRAME_HEAD.unpack_from(data, offset)
+        start = offset + _FRAME_HEAD.size
+        values.append(pickle.loads(data[start:start + size]))
+        offset = start + size
+    return values, offset
+
+
+def split_frames(buffer: bytes) -> tuple[list[Any], bytes]:
+    """The values of the complete frames at the start of ``buffer``, and the bytes left over
+    (a partial frame: prepend them to the next chunk read)."""
+    values, end = read_frames(buffer)
+    return values, buffer[end:]
 
 
 @dataclass

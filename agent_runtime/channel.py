@@ -1,0 +1,96 @@
+"""Messages over a pipe between the shim's supervisor and its worker process.
+
+Runs inside allocations; standard library only. A message is a 1-byte tag,
+an 8-byte big-endian payload length and the payload, so results of any size
+(hundreds of MB) pass through without a size limit. Tags:
+
+    worker -> supervisor   READY (payload: input count), and DONE, INFRA,
+                           FATAL (payload: ``pack_outcome``)
+    supervisor -> worker   RUN (input index, attempt), QUIT
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+import time
+from collections.abc import Callable
+
+READY = b"R"
+DONE = b"D"
+INFRA = b"I"  # setup failed for reasons outside the user's function (import, call body)
+FATAL = b"F"  # an @modal.enter() method raised: no input can run in this container
+RUN = b"G"
+QUIT = b"Q"
+
+_HEAD = struct.Struct(">cQ")
+RUN_BODY = struct.Struct(">QI")  # input index, attempt number
+_OUTCOME_HEAD = struct.Struct(">??H")  # ok, retryable, summary length; summary and pickled Outcome follow
+
+_POLL_S = 0.5  # how often a silent worker is checked for having died without closing the pipe
+
+
+def pack_outcome(ok: bool, retryable: bool, summary: str, outcome: bytes) -> bytes:
+    """An outcome message: flags, a one-line summary for the log, the pickled ``Outcome``."""
+    text = summary.encode("utf-8", "replace")[:1000]
+    return _OUTCOME_HEAD.pack(ok, retryable, len(text)) + text + outcome
+
+
+def unpack_outcome(payload: bytearray) -> tuple[bool, bool, str, bytes]:
+    ok, retryable, size = _OUTCOME_HEAD.unpack_from(payload)
+    start = _OUTCOME_HEAD.size
+    summary = bytes(payload[start:start + size]).decode("utf-8", "replace")
+    return ok, retryable, summary, bytes(memoryview(payload)[start + size:])
+
+
+class Expired(Exception):
+    """The deadline passed before a whole message arrived."""
+
+
+def send(fd: int, tag: bytes, payload: bytes = b"") -> None:
+    os.write(fd, _HEAD.pack(tag, len(payload)))
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class Receiver:
+    """Reads whole messages from ``fd``; ``None`` means the writer is gone."""
+
+    def __init__(self, fd: int, *, writer_alive: Callable[[], bool] = lambda: True):
+        self.fd = fd
+        self._writer_alive = writer_alive
+
+    def receive(self, deadline: float | None = None) -> tuple[bytes, bytearray] | None:
+        head = self._read_exact(_HEAD.size, deadline)
+        if head is None:
+            return None
+        tag, size = _HEAD.unpack(head)
+        body = self._read_exact(size, deadline)
+        if body is None:
+            return None
+        return tag, body
+
+    def _read_exact(self, size: int, deadline: float | None) -> bytearray | None:
+        out = bytearray(size)
+        view = memoryview(out)
+        pos = 0
+        while pos < size:
+            wait = _POLL_S
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Expired
+                wait = min(wait, left)
+            readable, _, _ = select.select([self.fd], [], [], wait)
+            if not readable:
+                # A child the user started may hold the pipe open after the worker died.
+                if not self._writer_alive():
+                    return None
+                continue
+            got = os.readv(self.fd, [view[pos:]])
+            if got == 0:
+                return None
+            pos += got
+        return out

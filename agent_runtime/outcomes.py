@@ -1,0 +1,106 @@
+"""Turning what happened to one input into a pickled ``protocol.Outcome``.
+
+Runs inside allocations (worker and supervisor); standard library only.
+Values and exceptions are pickled here, in the process that produced them,
+so the supervisor never unpickles user objects: it stores each outcome as
+bytes and ``result_body`` wraps them so the client's single ``pickle.loads``
+of result.pkl yields the list of ``Outcome`` objects.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import traceback
+from types import TracebackType
+from typing import Any
+
+from .protocol import Outcome, dumps_value
+
+_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
+_STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__))
+
+
+def type_name(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    module = getattr(cls, "__module__", "")
+    return cls.__qualname__ if module in ("builtins", "__main__", "") else f"{module}.{cls.__qualname__}"
+
+
+def _is_machinery(filename: str) -> bool:
+    path = os.path.abspath(filename)
+    return (filename.startswith("<frozen") or path.startswith(_RUNTIME_DIR + os.sep)
+            or path.startswith(_STDLIB_DIR + os.sep))
+
+
+def remote_traceback(exc: BaseException) -> str:
+    """The formatted traceback, starting at the user's frame (the shim's, importlib's and
+    asyncio's leading frames dropped)."""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None and _is_machinery(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _roundtrips(exc: BaseException) -> bool:
+    # Some exceptions pickle but cannot be rebuilt (an __init__ with extra required arguments).
+    try:
+        pickle.loads(dumps_value(exc))
+    except Exception:
+        return False
+    return True
+
+
+def failure(exc: BaseException, *, attempts: int = 1, timed_out: bool = False, tb: str | None = None) -> bytes:
+    """A failed outcome; the exception itself is kept only if it survives a pickle round trip."""
+    text = remote_traceback(exc) if tb is None else tb
+    outcome = Outcome(ok=False, exc=exc if _roundtrips(exc) else None, exc_type=type_name(exc),
+                      exc_repr=_safe_repr(exc), traceback=text, attempts=attempts, timed_out=timed_out)
+    try:
+        return dumps_value(outcome)
+    except Exception:
+        outcome.exc = None
+        return dumps_value(outcome)
+
+
+def success(value: Any, *, attempts: int = 1) -> tuple[bool, bytes]:
+    """``(True, outcome)``; or ``(False, failed outcome)`` when the value cannot be pickled."""
+    try:
+        return True, dumps_value(Outcome(ok=True, value=value, attempts=attempts))
+    except Exception as exc:
+        from .sdk.exception import ExecutionError
+
+        error = ExecutionError(f"result of type {type_name(value)} could not be pickled: {exc}")
+        return False, failure(error, attempts=attempts, tb=f"{type_name(error)}: {error}\n")
+
+
+def runtime_failure(kind: str, message: str, *, attempts: int = 1, timed_out: bool = False) -> bytes:
+    """An outcome the supervisor makes (timeout, crash): ``kind`` names a ``modal.exception`` class."""
+    from .sdk import exception
+
+    error: BaseException = getattr(exception, kind)(message)
+    return failure(error, attempts=attempts, timed_out=timed_out, tb=f"{type_name(error)}: {message}\n")
+
+
+def _safe_repr(obj: Any) -> str:
+    try:
+        return repr(obj)
+    except Exception:
+        return f"<{type_name(obj)} (repr failed)>"
+
+
+class _Pickled:
+    """An already-pickled object that unpickles as itself, inside an outer pickle."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return pickle.loads, (self.data,)
+
+
+def result_body(outcomes: list[bytes]) -> list[Any]:
+    """What to pass as the body of the result envelope: unpickles to ``list[Outcome]``."""
+    return [_Pickled(data) for data in outcomes]

@@ -1,0 +1,294 @@
+"""The supervisor: runs a call's inputs in a forked worker and writes result.pkl.
+
+Runs inside allocations, as the task's main process; standard library only
+(it never imports the user's module, so it never unpickles user objects).
+For each input it sends RUN to the worker and waits for DONE within the
+per-attempt timeout. A worker that overruns is SIGKILLed (with its process
+group) and a fresh one is forked for what remains; a worker that dies is
+reported with its exit code or signal. Failed attempts are retried by
+Modal's rules. The outcomes, one per input in input order, go into
+``<result-dir>/result.pkl`` atomically; the exit code says how it went
+(``exitcodes``).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from . import channel, exitcodes, outcomes
+from .args import Options
+from .protocol import RESULT_FILE, STREAM_FILE, ProtocolError, encode, frame_boundary, read_header
+
+
+class Status(enum.Enum):
+    OK = "ok"
+    USER = "user"  # the function raised, or its process crashed
+    TIMEOUT = "timeout"
+    INFRA = "infra"
+    FATAL = "fatal"  # an enter method raised: every remaining input fails with it
+
+
+@dataclass(slots=True)
+class Attempt:
+    status: Status
+    retryable: bool
+    summary: str
+    outcome: bytes  # a pickled protocol.Outcome
+
+
+class _Worker:
+    """A forked worker process and the two pipes to it."""
+
+    def __init__(self, opts: Options, call_body: bytes | None):
+        cmd_r, cmd_w = os.pipe()
+        msg_r, msg_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            os.close(cmd_w)
+            os.close(msg_r)
+            from . import worker
+
+            worker.main(opts, call_body, cmd_r, msg_w)
+        os.close(cmd_r)
+        os.close(msg_w)
+        try:
+            os.setpgid(pid, pid)  # also done by the child; whichever runs first wins the race
+        except OSError:
+            pass
+        self.pid = pid
+        self.commands = cmd_w
+        self.status: int | None = None
+        self.receiver = channel.Receiver(msg_r, writer_alive=self.alive)
+
+    def alive(self) -> bool:
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+        return self.status is None
+
+    def kill(self) -> None:
+        for send in (os.killpg, os.kill):
+            try:
+                send(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.reap()
+
+    def reap(self) -> int:
+        """Wait for the worker to end; its wait status."""
+        if self.status is None:
+            self.status = os.waitpid(self.pid, 0)[1]
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # anything the user's code left behind in its group
+        except OSError:
+            pass
+        self.close()
+        return self.status
+
+    def close(self) -> None:
+        for fd in (self.commands, self.receiver.fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def quit(self, timeout_s: float) -> None:
+        """Let the worker run its exit methods and end; kill it if that takes too long."""
+        try:
+            channel.send(self.commands, channel.QUIT)
+            deadline = time.monotonic() + timeout_s
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        except OSError:
+            pass
+        self.kill()
+
+
+def describe_exit(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"was killed by signal {name} ({-code})"
+    return f"exited with code {code}"
+
+
+class Supervisor:
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.label = f"{opts.module}.{opts.qualname}"
+        self.worker: _Worker | None = None
+        self.count: int | None = None  # inputs in the call, known once a worker has read it
+        self.stream = os.path.join(opts.result_dir, STREAM_FILE)
+
+    # -- the whole run -------------------------------------------------------
+    def run(self) -> int:
+        os.makedirs(self.opts.result_dir, exist_ok=True)
+        for stale in (RESULT_FILE, STREAM_FILE):  # a restarted task must not leave the last run's files
+            try:
+                os.unlink(os.path.join(self.opts.result_dir, stale))
+            except FileNotFoundError:
+                pass
+        if self.opts.generator:
+            open(self.stream, "wb").close()
+        try:
+            call_body = self._read_call()
+        except (OSError, ProtocolError, ValueError) as exc:
+            message = f"cannot read the call: {exc}"
+            return self._finish([Attempt(Status.INFRA, False, message,
+                                         outcomes.failure(exc, tb=f"{outcomes.type_name(exc)}: {message}\n"))])
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._finish(self._run_inputs(call_body))
+        finally:
+            if self.worker is not None:
+                self.worker.kill()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _read_call(self) -> bytes | None:
+        if self.opts.call_path is None:
+            return None
+        with open(self.opts.call_path, "rb") as fh:
+            data = fh.read()
+        header, offset = read_header(data)
+        if header.get("kind") != "call":
+            raise ProtocolError(f"{self.opts.call_path} holds a {header.get('kind')!r} envelope, not a call")
+        return data[offset:]
+
+    def _run_inputs(self, call_body: bytes | None) -> list[Attempt]:
+        results: list[Attempt] = []
+        index = 0
+        while self.count is None or index < self.count:
+            attempt = 1
+            while True:
+                result = self._attempt(call_body, index, attempt)
+                if result is None or result.status is Status.OK or not result.retryable \
+                        or attempt > self.opts.retries:
+                    break
+                time.sleep(self.opts.retry_delay_s(attempt))
+                attempt += 1
+            if result is None:  # the call has no (more) inputs
+                break
+            results.append(result)
+            if self.count is None:  # no worker ever read the call: nothing more is known to run
+                break
+            if result.status in (Status.INFRA, Status.FATAL):
+                if self.count is not None and result.status is Status.FATAL:
+                    results.extend([result] * (self.count - len(results)))
+                break
+            index += 1
+        if self.worker is not None:
+            self.worker.quit(self.opts.timeout_s)
+            self.worker = None
+        return results
+
+    # -- one attempt of one input ----------------------------------------------
+    def _attempt(self, call_body: bytes | None, index: int, attempt: int) -> Attempt | None:
+        stream_size = os.path.getsize(self.stream) if self.opts.generator else 0
+        if self.worker is None:
+            self.worker = _Worker(self.opts, call_body)
+            started = self._await(index, attempt, stream_size, starting=True)
+            if started is not None:
+                return started
+            if self.count is not None and index >= self.count:
+                return None
+        assert self.worker is not None
+        channel.send(self.worker.commands, channel.RUN, channel.RUN_BODY.pack(index, attempt))
+        return self._await(index, attempt, stream_size, starting=False)
+
+    def _await(self, index: int, attempt: int, stream_size: int, *, starting: bool) -> Attempt | None:
+        """Wait for READY (``starting``) or DONE; None when the worker became ready."""
+        worker = self.worker
+        assert worker is not None
+        doing = f"importing {self.opts.module}" if starting else f"running input {index}"
+        try:
+            message = worker.receiver.receive(time.monotonic() + self.opts.timeout_s)
+        except channel.Expired:
+            worker.kill()
+            self.worker = None
+            text = f"{self.label} timed out after {self.opts.timeout_s:g} seconds"
+            if starting:
+                text += f" while {doing}"
+            retryable = self._repair_stream(stream_size)
+            return Attempt(Status.TIMEOUT, retryable, text,
+                           outcomes.runtime_failure("FunctionTimeoutError", text, attempts=attempt, timed_out=True))
+        if message is None:
+            how = describe_exit(worker.reap())
+            self.worker = None
+            text = f"the function's process {how} while {doing}"
+            retryable = self._repair_stream(stream_size)
+            return Attempt(Status.INFRA if starting else Status.USER, retryable and not starting, text,
+                           outcomes.runtime_failure("ExecutionError", text, attempts=attempt))
+        tag, payload = message
+        if tag == channel.READY:
+            self.count = int.from_bytes(payload, "big")
+            return None
+        ok, retryable, summary, outcome = channel.unpack_outcome(payload)
+        if tag == channel.DONE:
+            return Attempt(Status.OK if ok else Status.USER, retryable, summary, outcome)
+        worker.reap()
+        self.worker = None
+        return Attempt(Status.INFRA if tag == channel.INFRA else Status.FATAL, False, summary, outcome)
+
+    def _repair_stream(self, size_before: int) -> bool:
+        """Cut a frame torn by a killed worker; True when the attempt streamed nothing (so may be retried)."""
+        if not self.opts.generator:
+            return True
+        with open(self.stream, "r+b") as fh:
+            fh.seek(size_before)
+            end = size_before + frame_boundary(fh.read())
+            fh.truncate(end)
+        return end == size_before
+
+    # -- the result --------------------------------------------------------------
+    def _finish(self, results: list[Attempt]) -> int:
+        statuses = {r.status for r in results}
+        if Status.INFRA in statuses:
+            code = exitcodes.INFRA_ERROR
+        elif Status.TIMEOUT in statuses:
+            code = exitcodes.TIMEOUT
+        elif statuses - {Status.OK}:
+            code = exitcodes.USER_ERROR
+        else:
+            code = exitcodes.OK
+        failed = [r for r in results if r.status is not Status.OK]
+        error = ""
+        if failed:
+            total = self.count if self.count is not None else len(results)
+            error = f"{len(failed)} of {total} inputs failed; first: {failed[0].summary}"
+            if Status.INFRA in statuses:
+                error = failed[0].summary
+        body = outcomes.result_body([r.outcome for r in results])
+        path = os.path.join(self.opts.result_dir, RESULT_FILE)
+        from .protocol import write_atomic
+
+        write_atomic(path, encode("result", body, exit_code=code, error=error, inputs=len(results)))
+        if code != exitcodes.OK:
+            print(f"agent_runtime: {self.label}: {error} (exit {code})", file=sys.stderr, flush=True)
+        return code
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Nomad stops the task: take the worker (and what it started) down with us.
+        if self.worker is not None:
+            for send in (os.killpg, os.kill):
+                try:
+                    send(self.worker.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+        os._exit(128 + signum)
+
+
+def run(opts: Options) -> int:
+    return Supervisor(opts).run()
