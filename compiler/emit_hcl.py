@@ -52,6 +52,7 @@ def hcl_value(value: Any) -> str:
     raise TypeError(f"no HCL form for {type(value).__name__}")
 
 
+@functools.lru_cache(maxsize=32)  # every job of an app embeds the same source files
 def heredoc(text: str) -> str:
     """A heredoc whose marker appears on no line of ``text``; a quoted string when ``text``
     does not end with a newline (a heredoc's value always does)."""

@@ -26,11 +26,18 @@ def _logical_lines(text: str) -> list[list[str]]:
         m = _HEREDOC.search(line)
         if m:
             marker = m.group(1)
-            i += 1
-            while i < len(lines) and lines[i].strip() != marker:
-                group.append(lines[i])
-                i += 1
+            # Fast path: the emitter writes the end marker alone on its line, and no body line
+            # strips to it, so the first exact match ends the heredoc.
+            try:
+                end = lines.index(marker, i + 1)
+            except ValueError:
+                end = i + 1
+                while end < len(lines) and lines[end].strip() != marker:
+                    end += 1
+            if end > i + 1:  # the body as one string: joined again unchanged at the end
+                group.append("\n".join(lines[i + 1:end]))
             group.append(marker)
+            i = end
         out.append(group)
         i += 1
     return out

@@ -10,6 +10,7 @@ is added as the last layer of every built image. A bare
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -196,10 +197,12 @@ def _step(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
         raise UserError(f"unknown image step {kind!r}", location=loc)
 
 
-def _runtime_files() -> list[ContextFile]:
+@functools.cache
+def _runtime_files() -> tuple[ContextFile, ...]:
+    # The same for every image of a build: walk the runtime's folder once per process.
     root = os.path.dirname(os.path.abspath(agent_runtime.__file__))
-    return [ContextFile(source=os.path.join(root, rel), path=f"{RUNTIME_CONTEXT_DIR}/agent_runtime/{rel}")
-            for rel in _walk(root, ("*.pyc",)) if rel.endswith(".py")]
+    return tuple(ContextFile(source=os.path.join(root, rel), path=f"{RUNTIME_CONTEXT_DIR}/agent_runtime/{rel}")
+            for rel in _walk(root, ("*.pyc",)) if rel.endswith(".py"))
 
 
 def _file_digest(path: str) -> str:
@@ -231,5 +234,5 @@ def lower_image(image: Image, *, registry: str | None, default_python: str,
     tag = digest.hexdigest()[:16]
     name = f"{registry.rstrip('/')}/modalc" if registry else "modalc"
     build = ImageBuild(tag=f"{name}:{tag}", dockerfile=dockerfile,
-                       context=tuple(sorted(recipe.context, key=lambda c: c.path)) + tuple(_runtime_files()))
+                       context=tuple(sorted(recipe.context, key=lambda c: c.path)) + _runtime_files())
     return build.tag, build
