@@ -135,7 +135,7 @@ class NomadAPI:
         self._session = requests.Session()
         cert: tuple[str, ...] = (settings.client_cert, settings.client_key) if settings.client_cert else ()  # type: ignore[assignment]
         self._n = nomad.Nomad(address=settings.address, token=settings.token, namespace=settings.namespace,
-                              region=settings.region, timeout=(connect_timeout, read_timeout),  # type: ignore[arg-type]
+                              region=settings.region, timeout=(connect_timeout, read_timeout),
                               verify=settings.verify, cert=cert, session=self._session)
         # python-nomad falls back to NOMAD_TOKEN itself; the settings are the only source of truth.
         for ep in (self._n.job, self._n.jobs, self._n.allocation, self._n.evaluation, self._n.variable,
