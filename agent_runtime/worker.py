@@ -159,18 +159,22 @@ def main(opts: Options, call_body: bytes | None, commands: int, messages: int) -
             channel.send(messages, channel.INFRA,
                          channel.pack_outcome(False, False, _summary(exc), outcomes.failure(exc)))
             return
+        channel.send(messages, channel.READY, len(setup.call.inputs).to_bytes(8, "big"))
+        entered: bytes | None = None
         try:
             setup.enter()
         except BaseException as exc:
-            channel.send(messages, channel.FATAL,
-                         channel.pack_outcome(False, False, _summary(exc), outcomes.failure(exc)))
-            return
-        channel.send(messages, channel.READY, len(setup.call.inputs).to_bytes(8, "big"))
+            # Answered to the first RUN: the supervisor fails every remaining input with it.
+            entered = channel.pack_outcome(False, False, _summary(exc), outcomes.failure(exc))
         receiver = channel.Receiver(commands)
         while True:
             message = receiver.receive()
             if message is None or message[0] == channel.QUIT:
-                setup.exit()
+                if entered is None:
+                    setup.exit()
+                return
+            if entered is not None:
+                channel.send(messages, channel.FATAL, entered)
                 return
             index, attempt = channel.RUN_BODY.unpack(message[1])
             channel.send(messages, channel.DONE, _run_one(setup, opts, index, attempt))
