@@ -156,7 +156,8 @@ def test_check_detects_stale_and_current(tmp_path: Path) -> None:
     assert stale.exit_code == 1
     assert "--- a/hello-square.nomad.hcl" in stale.stdout
     assert "+++ b/hello-square.nomad.hcl" in stale.stdout
-    assert "-    memory = 64" in stale.stdout.replace("      ", "") or "memory = 64" in stale.stdout
+    assert "\n-        memory = 64\n" in stale.stdout
+    assert "\n+        memory = 128\n" in stale.stdout
     assert "is stale" in stale.stderr
 
 
