@@ -367,3 +367,30 @@ def test_stop_kills_processes(tmp_path: Any) -> None:
         pid = int(marker.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_lost_answer_to_token_dispatch_makes_one_child(nomad_double: NomadDouble) -> None:
+    with api_for(nomad_double) as api:
+        api.register(param_job())
+        nomad_double.faults.drop_next(1, r"/dispatch$", after=True)
+        child = api.dispatch("fn", b"x", {"call_id": "a"}, idempotency_token="once")["DispatchedJobID"]
+        assert nomad_double.count_requests("POST", r"/dispatch$") == 2
+        assert [j["ID"] for j in api.jobs("fn/")] == [child]
+
+
+def test_periodic_force_and_followed_logs(nomad_double: NomadDouble) -> None:
+    job = batch_job("cron", "import time\nfor i in range(3):\n    print(i, flush=True); time.sleep(0.1)")
+    job["Periodic"] = {"Enabled": True, "SpecType": "cron", "Spec": "*/5 * * * *", "ProhibitOverlap": True}
+    with api_for(nomad_double) as api, requests.Session() as s:
+        assert api.register(job)["EvalID"] == ""
+        r = s.post(f"{nomad_double.address}/v1/job/cron/periodic/force")
+        assert r.status_code == 200, r.text
+        child = next(j["ID"] for j in api.jobs("cron/"))
+        assert child.startswith("cron/periodic-")
+        allocs: list[dict[str, Any]] = []
+        index = 0
+        while not allocs:
+            allocs, index = api.job_allocations(child, index=index, wait="5s")
+        r = s.get(f"{nomad_double.address}/v1/client/fs/logs/{allocs[0]['ID']}",
+                  params={"task": "run", "type": "stdout", "plain": "true", "follow": "true"}, timeout=20)
+        assert r.text == "0\n1\n2\n"

@@ -60,7 +60,7 @@ if str(_SCHEMA_DIR) not in sys.path:
 import nomad_schema  # noqa: E402
 
 PAYLOAD_LIMIT = 16384
-JOB_SUFFIXES = ("/allocations", "/evaluations", "/summary", "/versions", "/dispatch", "/plan", "/evaluate",
+JOB_SUFFIXES = ("/periodic/force", "/allocations", "/evaluations", "/summary", "/versions", "/dispatch", "/plan", "/evaluate",
                 "/deployments", "/deployment", "/stable", "/revert", "/submission", "/scale", "/services")
 
 
@@ -821,6 +821,8 @@ class NomadDouble:
                 return 200, self._deregister(ns, job, q("purge") in ("true", "True", "1")), {}
             if suffix == "/dispatch" and method in ("PUT", "POST"):
                 return 200, self._dispatch(ns, job, data(), q("idempotency_token")), {}
+            if suffix == "/periodic/force" and method in ("PUT", "POST"):
+                return 200, self._force_periodic(ns, job), {}
             if suffix == "/allocations":
                 allv = q("all") in ("true", "True", "1")
                 return 200, [self._alloc_view(a, False) for a in self.allocs.values()
@@ -892,6 +894,22 @@ class NomadDouble:
         self._refresh_job(ns, parent["ID"])
         return {"DispatchedJobID": child_id, "EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"],
                 "JobCreateIndex": idx, "Index": self.index}
+
+    def _force_periodic(self, ns: str, parent: dict[str, Any]) -> dict[str, Any]:
+        if not parent.get("Periodic"):
+            raise HTTPError(400, "can't force launch non-periodic job")
+        child_id = f"{parent['ID']}/periodic-{int(time.time())}"
+        while (ns, child_id) in self.jobs:
+            child_id += "0"
+        child = copy.deepcopy(parent)
+        idx = self._bump()
+        child.update(ID=child_id, Name=child_id, ParentID=parent["ID"], Periodic=None, Status="pending", Version=0,
+                     CreateIndex=idx, ModifyIndex=idx, JobModifyIndex=idx, SubmitTime=_now_ns(), Stop=False)
+        self.jobs[(ns, child_id)] = child
+        self.versions[(ns, child_id)] = [copy.deepcopy(child)]
+        ev = self._evaluate(child, "periodic-job")
+        self._refresh_job(ns, child_id)
+        return {"EvalID": ev["ID"], "EvalCreateIndex": ev["CreateIndex"], "Index": self.index}
 
     def _plan(self, ns: str, job_id: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("Job"), dict):
@@ -1101,15 +1119,14 @@ class _Handler(BaseHTTPRequestHandler):
         d.requests.append(RecordedRequest(self.command, parts.path, query))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        drop_after = False
         for rule in d.faults.match(self.command, parts.path):
             if rule.kind == "delay":
                 time.sleep(rule.seconds)
+            elif rule.kind == "drop" and rule.after:
+                drop_after = True
             elif rule.kind == "drop":
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                self._drop()
                 return
             elif rule.kind == "status":
                 self._send(rule.status, rule.body.encode(), {"Content-Type": "text/plain; charset=utf-8"})
@@ -1117,11 +1134,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, payload, extra = d.handle(self.command, parts.path, query, body, self.headers)
         except HTTPError as exc:
-            self._send(exc.status, exc.text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
-            return
+            status, payload, extra = exc.status, exc.text.encode(), {"Content-Type": "text/plain; charset=utf-8"}
         except Exception as exc:  # the double's own bug: report it like Nomad's 500
-            self._send(500, f"Nomad test double internal error: {exc!r}".encode(),
-                       {"Content-Type": "text/plain; charset=utf-8"})
+            status, payload = 500, f"Nomad test double internal error: {exc!r}".encode()
+            extra = {"Content-Type": "text/plain; charset=utf-8"}
+        if drop_after:
+            self._drop()
             return
         if isinstance(payload, bytes | str):
             raw = payload.encode() if isinstance(payload, str) else payload
@@ -1133,6 +1151,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(status, payload, extra)
         else:
             self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **extra})
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _headers(self, status: int, extra: dict[str, str]) -> None:
         self.send_response(status)

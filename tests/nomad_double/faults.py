@@ -33,6 +33,7 @@ class Rule:
     status: int = 500
     body: str = "injected fault (Nomad test double)"
     seconds: float = 0.0
+    after: bool = False
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -62,9 +63,13 @@ class Faults:
         """Answer the next ``n`` matching requests with ``status`` and a plain-text body."""
         return self._add(Rule("status", re.compile(pattern), n, method, status=status, body=body))
 
-    def drop_next(self, n: int = 1, pattern: str = ".*", method: str | None = None) -> Rule:
-        """Close the connection without a response for the next ``n`` matching requests."""
-        return self._add(Rule("drop", re.compile(pattern), n, method))
+    def drop_next(self, n: int = 1, pattern: str = ".*", method: str | None = None, after: bool = False) -> Rule:
+        """Close the connection without a response for the next ``n`` matching requests.
+
+        With ``after=True`` the double handles the request first (its effect happens)
+        and then drops the answer, like a connection lost on the way back.
+        """
+        return self._add(Rule("drop", re.compile(pattern), n, method, after=after))
 
     def delay(self, seconds: float, pattern: str = ".*", n: int | None = None, method: str | None = None) -> Rule:
         """Sleep ``seconds`` before handling matching requests (``n=None``: every one)."""
