@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import traceback
 from types import TracebackType
 from typing import Any
 
@@ -39,6 +38,8 @@ def remote_traceback(exc: BaseException) -> str:
     tb: TracebackType | None = exc.__traceback__
     while tb is not None and _is_machinery(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
+    import traceback  # only failures need it
+
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 

@@ -105,10 +105,10 @@ class _Worker:
         """Let the worker run its exit methods and end; kill it if that takes too long."""
         try:
             channel.send(self.commands, channel.QUIT)
-            deadline = time.monotonic() + timeout_s
-            while self.alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
-        except OSError:
+            # The worker's end of the pipe closes when it exits: wait for that, not in a sleep loop.
+            while self.receiver.receive(time.monotonic() + timeout_s) is not None:
+                pass
+        except (OSError, channel.Expired):
             pass
         self.kill()
 

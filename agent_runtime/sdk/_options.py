@@ -7,7 +7,6 @@ validated by the compiler's lowering, which knows the Nomad side.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from typing import Any
 
@@ -54,6 +53,8 @@ def check_keywords(
                 continue
             key = new
         if key not in allowed:
+            import difflib  # only for the error message; kept off the start-up path
+
             close = difflib.get_close_matches(key, sorted(allowed | DEPRECATED_KEYWORDS.keys()), n=1)
             hint = f"did you mean `{close[0]}=`?" if close else (
                 f"{decorator} accepts: {', '.join(sorted(allowed))}"

@@ -7,14 +7,23 @@ this module only shapes arguments and results the way Modal's API does.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _state
 from .exception import ExecutionError
+
+_T = TypeVar("_T")
+
+
+def _to_thread(func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Awaitable[_T]:
+    # asyncio costs tens of ms to import and only the .aio variants need it: every
+    # allocation imports this module at start-up.
+    import asyncio
+
+    return asyncio.to_thread(func, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +69,10 @@ class _WithAio:
 
 
 async def _agen(iterator_factory: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
-    iterator = await asyncio.to_thread(iterator_factory)
+    iterator = await _to_thread(iterator_factory)
     sentinel = object()
     while True:
-        item = await asyncio.to_thread(next, iterator, sentinel)
+        item = await _to_thread(next, iterator, sentinel)
         if item is sentinel:
             return
         yield item
@@ -88,7 +97,7 @@ class _Invocable:
         return _invoker().call(self._target(), args, kwargs)
 
     async def _remote_aio(self, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self._remote, *args, **kwargs)
+        return await _to_thread(self._remote, *args, **kwargs)
 
     def _remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         return iter(_invoker().call_generator(self._target(), args, kwargs))
@@ -123,20 +132,20 @@ class _Invocable:
             pass
 
     async def _for_each_aio(self, *input_iterators: Iterable[Any], **options: Any) -> None:
-        await asyncio.to_thread(self._for_each, *input_iterators, **options)
+        await _to_thread(self._for_each, *input_iterators, **options)
 
     def _spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
         return FunctionCall(_invoker().spawn(self._target(), args, kwargs))
 
     async def _spawn_aio(self, *args: Any, **kwargs: Any) -> FunctionCall:
-        return await asyncio.to_thread(self._spawn, *args, **kwargs)
+        return await _to_thread(self._spawn, *args, **kwargs)
 
     def _spawn_map(self, *input_iterators: Iterable[Any], kwargs: dict[str, Any] | None = None) -> None:
         for args in zip(*input_iterators, strict=False):
             self._spawn(*args, **(kwargs or {}))
 
     async def _spawn_map_aio(self, *input_iterators: Iterable[Any], **options: Any) -> None:
-        await asyncio.to_thread(self._spawn_map, *input_iterators, **options)
+        await _to_thread(self._spawn_map, *input_iterators, **options)
 
 
 class Function(_Invocable):
@@ -216,7 +225,7 @@ class FunctionCall:
         return _invoker().get(self.object_id, timeout)
 
     async def _get_aio(self, timeout: float | None = None) -> Any:
-        return await asyncio.to_thread(self.get, timeout)
+        return await _to_thread(self.get, timeout)
 
     def cancel(self, terminate_containers: bool = False) -> None:
         _invoker().cancel(self.object_id)

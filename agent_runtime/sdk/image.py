@@ -8,7 +8,6 @@ against the user's script, not the working directory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -169,6 +168,8 @@ class Image:
         # where the checkout lives.
         steps = [[kind, [a for a in args if a[0] != "dir"]] for kind, args in self.steps]
         text = json.dumps(steps, sort_keys=True, default=repr)
+        import hashlib  # lazily: allocations import this module at start-up
+
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @contextmanager
