@@ -291,11 +291,12 @@ class NomadAPI:
             return None
 
     def put_variable(self, path: str, items: Mapping[str, str], cas: int | None = None) -> dict[str, Any]:
-        """PUT /v1/var/<path>[?cas=]; NomadConflict on a lost check-and-set."""
+        """PUT /v1/var/<path>[?cas=]; NomadConflict on a lost check-and-set. Not retried (a retried
+        check-and-set whose first answer was lost would report a false conflict)."""
         params = {"cas": cas} if cas is not None else {}
         return _obj(self._call(self._n.variable, path, method="put", params=params,
                                 json={"Path": path, "Items": dict(items)},
-                                retry=cas is not None, what=f"write variable {path!r}"))
+                                what=f"write variable {path!r}"))
 
     def delete_variable(self, path: str, cas: int | None = None) -> None:
         """DELETE /v1/var/<path>[?cas=]."""
