@@ -394,3 +394,25 @@ def test_periodic_force_and_followed_logs(nomad_double: NomadDouble) -> None:
         r = s.get(f"{nomad_double.address}/v1/client/fs/logs/{allocs[0]['ID']}",
                   params={"task": "run", "type": "stdout", "plain": "true", "follow": "true"}, timeout=20)
         assert r.text == "0\n1\n2\n"
+
+
+def test_misc_endpoints_and_namespaces(nomad_double: NomadDouble) -> None:
+    base = nomad_double.address
+    with requests.Session() as s:
+        job = batch_job("ns-job", "import time; time.sleep(60)")
+        assert s.put(f"{base}/v1/jobs", params={"namespace": "ml"}, json={"Job": job}).status_code == 200
+        assert s.get(f"{base}/v1/job/ns-job").status_code == 404  # other namespace
+        assert [j["ID"] for j in s.get(f"{base}/v1/jobs", params={"namespace": "*"}).json()] == ["ns-job"]
+        allocs = s.get(f"{base}/v1/allocations", params={"namespace": "ml"}).json()
+        assert len(allocs) == 1 and "Job" not in allocs[0]
+        aid = allocs[0]["ID"]
+        stat = s.get(f"{base}/v1/client/fs/stat/{aid}", params={"path": "alloc/logs"}).json()
+        assert stat["IsDir"] is True and stat["Name"] == "logs"
+        assert s.post(f"{base}/v1/allocation/{aid}/stop").status_code == 200
+        alloc = nomad_double.wait_alloc_terminal(aid)
+        assert alloc["DesiredStatus"] == "stop" and alloc["ClientStatus"] == "complete"
+        evals = s.get(f"{base}/v1/job/ns-job/evaluations", params={"namespace": "ml"}).json()
+        assert evals[0]["TriggeredBy"] == "job-register"
+        versions = s.get(f"{base}/v1/job/ns-job/versions", params={"namespace": "ml"}).json()
+        assert [v["Version"] for v in versions["Versions"]] == [0]
+        assert s.get(f"{base}/v1/nope").status_code == 404
