@@ -16,7 +16,6 @@ import os
 import pickle
 import signal
 import sys
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +82,8 @@ class _Setup:
             try:
                 getattr(self.instance, name)()
             except Exception:
+                import traceback
+
                 traceback.print_exc()
 
 
@@ -179,6 +180,8 @@ def main(opts: Options, call_body: bytes | None, commands: int, messages: int) -
             index, attempt = channel.RUN_BODY.unpack(message[1])
             channel.send(messages, channel.DONE, _run_one(setup, opts, index, attempt))
     except BaseException:
+        import traceback
+
         traceback.print_exc()
         code = 70
     finally:
