@@ -396,3 +396,58 @@ def test_stale_files_removed_and_time_measured(shim: Shim) -> None:
     assert run.code == 0 and time.monotonic() - start < 10
     assert not (shim.result_dir / protocol.STREAM_FILE).exists()
     assert os.listdir(shim.result_dir) == [protocol.RESULT_FILE]
+
+
+def test_generator_cut_short_keeps_its_frames_and_is_not_retried(shim: Shim) -> None:
+    shim.module(HEAD + """
+import time
+
+@app.function()
+def f(n):
+    yield "a"
+    yield "b"
+    time.sleep(30)
+""")
+    run = shim.run(0, timeout=0.5, extra=("--generator", "--retries", "2", "--initial-delay", "0.01"))
+    assert run.code == exitcodes.TIMEOUT and run.outcome.timed_out and run.outcome.attempts == 1
+    data = (run.result_dir / protocol.STREAM_FILE).read_bytes()
+    assert protocol.read_frames(data) == (["a", "b"], len(data))
+
+
+def test_import_that_hangs_times_out(shim: Shim) -> None:
+    shim.module(HEAD + "import time\ntime.sleep(30)\n")
+    run = shim.run(1, timeout=0.5)
+    assert run.code == exitcodes.TIMEOUT and run.outcome.timed_out
+    assert "timed out after 0.5 seconds while importing user" in str(run.outcome.exc)
+
+
+def test_sigterm_to_the_shim_takes_the_worker_down(shim: Shim, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    shim.module(HEAD + """
+import time
+
+@app.function()
+def f(x):
+    with open(os.environ["PIDS"], "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(30)
+""")
+    pids = tmp_path / "pids"
+    (tmp_path / "call.pkl").write_bytes(protocol.encode("call", protocol.Call(inputs=[((1,), {})])))
+    proc = subprocess.Popen([sys.executable, "-m", "agent_runtime", "--code", str(shim.code_dir), "--module", "user",
+                             "--qualname", "f", "--result-dir", str(shim.result_dir), "--timeout", "30",
+                             "--call", str(tmp_path / "call.pkl")], env=shim.env(PIDS=str(pids)))
+    deadline = time.monotonic() + 20
+    while not pids.exists() or not pids.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    worker = int(pids.read_text())
+    deadline = time.monotonic() + 5
+    while not _dead(worker):
+        assert time.monotonic() < deadline, "the worker outlived the shim"
+        time.sleep(0.02)
