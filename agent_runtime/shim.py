@@ -26,6 +26,9 @@ from .args import Options
 from .protocol import RESULT_FILE, STREAM_FILE, ProtocolError, encode, frame_boundary, read_header
 
 
+_GRACE_S = 1.0  # how long a stopped task's worker gets to end on SIGTERM before SIGKILL
+
+
 class Status(enum.Enum):
     OK = "ok"
     USER = "user"  # the function raised, or its process crashed
@@ -70,7 +73,10 @@ class _Worker:
 
     def alive(self) -> bool:
         if self.status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (a signal handler got there first)
+                pid, status = self.pid, 0
             if pid:
                 self.status = status
         return self.status is None
@@ -86,7 +92,10 @@ class _Worker:
     def reap(self) -> int:
         """Wait for the worker to end; its wait status."""
         if self.status is None:
-            self.status = os.waitpid(self.pid, 0)[1]
+            try:
+                self.status = os.waitpid(self.pid, 0)[1]
+            except ChildProcessError:
+                self.status = 0
         try:
             os.killpg(self.pid, signal.SIGKILL)  # anything the user's code left behind in its group
         except OSError:
@@ -280,13 +289,19 @@ class Supervisor:
         return code
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Nomad stops the task: take the worker (and what it started) down with us.
-        if self.worker is not None:
+        # Nomad (or the local backend) stops the task: take the worker and what it started
+        # down with us, and reap it, so no process outlives the task, not even as a zombie.
+        worker = self.worker
+        if worker is not None:
             for send in (os.killpg, os.kill):
                 try:
-                    send(self.worker.pid, signal.SIGTERM)
+                    send(worker.pid, signal.SIGTERM)
                 except OSError:
                     pass
+            deadline = time.monotonic() + _GRACE_S
+            while worker.alive() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            worker.kill()
         os._exit(128 + signum)
 
 
