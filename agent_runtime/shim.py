@@ -25,7 +25,6 @@ from . import channel, exitcodes, outcomes
 from .args import Options
 from .protocol import RESULT_FILE, STREAM_FILE, ProtocolError, encode, frame_boundary, read_header
 
-
 _GRACE_S = 1.0  # how long a stopped task's worker gets to end on SIGTERM before SIGKILL
 
 
