@@ -94,13 +94,12 @@ def parse_entrypoint_args(f: Callable[..., Any], argv: list[str], *, prog: str,
         ctype = _click_type(p.name, annotation, location)
         flag = "--" + p.name.replace("_", "-")
         required = p.default is inspect.Parameter.empty
-        default = None if required else p.default
+        # No default at all for a required option: click treats an explicit None as a default.
+        extra: dict[str, Any] = {"required": True} if required else {"default": p.default, "show_default": True}
         if ctype is click.BOOL:
-            options.append(click.Option([f"{flag}/--no-{flag[2:]}", p.name], default=default, required=required,
-                                        show_default=True))
+            options.append(click.Option([f"{flag}/--no-{flag[2:]}", p.name], **extra))
         else:
-            options.append(click.Option([flag, p.name], type=ctype, default=default, required=required,
-                                        show_default=not required))
+            options.append(click.Option([flag, p.name], type=ctype, **extra))
     parsed: dict[str, Any] = {}
     command = click.Command(prog, params=options, callback=lambda **kw: parsed.update(kw),
                             help=inspect.getdoc(f))

@@ -54,19 +54,25 @@ def max_containers(graph: AppGraph) -> dict[str, int]:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends a run like Ctrl-C does, so cleanup runs."""
-    if threading_main():
-        def handler(signum: int, frame: FrameType | None) -> None:
-            raise KeyboardInterrupt
+def _signals_as_interrupt() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end a run with KeyboardInterrupt, so cleanup runs.
 
-        previous = signal.signal(signal.SIGTERM, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    else:
+    SIGINT is set explicitly: a process started in the background by a shell
+    inherits it ignored, and then Ctrl-C (or ``kill -INT``) would do nothing.
+    """
+    if not threading_main():
         yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def threading_main() -> bool:
@@ -84,7 +90,7 @@ def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quie
     invoker = Invoker(backend, compiled, max_containers=max_containers(graph), quiet=quiet)
     previous = _state.set_invoker(invoker)
     try:
-        with _sigterm_as_interrupt():
+        with _signals_as_interrupt():
             backend.start(compiled, run_id=run_id)
             yield invoker
     finally:
