@@ -10,7 +10,13 @@ is imported only when plain pickle cannot serialize a value). An envelope is
 so the versions are read, and a mismatch refused with a message naming both
 sides, before anything is unpickled. A generator's values stream into
 ``stream.pkl`` as frames (``append_frame``/``read_frames``): an 8-byte
-big-endian unsigned length, then that many bytes of pickle. Pickles are only loaded from the job's
+big-endian unsigned length, then that many bytes of pickle.
+
+The shim's result envelope (kind "result") adds ``exit_code`` (see
+``agent_runtime.exitcodes``), ``error`` (a one-line summary, "" on success)
+and ``inputs`` to the header; its body is a ``list[Outcome]`` in input order.
+When the call could not be read or the module not imported, the list holds
+one failed ``Outcome`` describing that, whatever the number of inputs. Pickles are only loaded from the job's
 own call file and the job's own result file.
 """
 

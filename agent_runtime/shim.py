@@ -193,7 +193,7 @@ class Supervisor:
             if self.count is None:  # no worker ever read the call: nothing more is known to run
                 break
             if result.status in (Status.INFRA, Status.FATAL):
-                if self.count is not None and result.status is Status.FATAL:
+                if result.status is Status.FATAL:
                     results.extend([result] * (self.count - len(results)))
                 break
             index += 1
@@ -213,7 +213,10 @@ class Supervisor:
             if self.count is not None and index >= self.count:
                 return None
         assert self.worker is not None
-        channel.send(self.worker.commands, channel.RUN, channel.RUN_BODY.pack(index, attempt))
+        try:
+            channel.send(self.worker.commands, channel.RUN, channel.RUN_BODY.pack(index, attempt))
+        except BrokenPipeError:
+            pass  # the worker died after READY: _await reads the end of its pipe and reports how
         return self._await(index, attempt, stream_size, starting=False)
 
     def _await(self, index: int, attempt: int, stream_size: int, *, starting: bool) -> Attempt | None:
