@@ -46,9 +46,19 @@ def python_version() -> str:
 
 def cloudpickle_version() -> str:
     """cloudpickle's version, read without importing it (its import is not free)."""
+    global _cloudpickle_version
     mod = sys.modules.get("cloudpickle")
     if mod is not None:
         return str(mod.__version__)
+    if _cloudpickle_version is None:
+        _cloudpickle_version = _find_cloudpickle_version()
+    return _cloudpickle_version
+
+
+_cloudpickle_version: str | None = None
+
+
+def _find_cloudpickle_version() -> str:
     # importlib.metadata costs ~20 ms to import; the dist-info folder name says it for free.
     for entry in sys.path:
         try:
@@ -113,9 +123,9 @@ def decode(data: bytes) -> tuple[dict[str, Any], Any]:
 def write_atomic(path: str, data: bytes) -> None:
     """Write ``data`` so that readers see the whole file or none of it."""
     folder = os.path.dirname(path) or "."
-    import tempfile  # lazily: ~3 ms of the runtime's start-up otherwise
-
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    # Not tempfile: its import (random, shutil, ...) costs the runtime's start-up a few ms.
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
