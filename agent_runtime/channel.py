@@ -44,6 +44,11 @@ def unpack_outcome(payload: bytearray) -> tuple[bool, bool, str, bytes]:
     return ok, retryable, summary, bytes(memoryview(payload)[start + size:])
 
 
+def stack_file(result_dir: str, pid: int) -> str:
+    """Where worker ``pid`` dumps its threads' stacks when the supervisor sends SIGUSR1."""
+    return os.path.join(result_dir, f".stacks-{pid}")
+
+
 class Expired(Exception):
     """The deadline passed before a whole message arrived."""
 

@@ -23,6 +23,8 @@ _STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__))
 def type_name(obj: Any) -> str:
     cls = obj if isinstance(obj, type) else type(obj)
     module = getattr(cls, "__module__", "")
+    if module.startswith("agent_runtime.sdk."):  # the names users know: modal.exception.X
+        module = "modal." + module[len("agent_runtime.sdk."):]
     return cls.__qualname__ if module in ("builtins", "__main__", "") else f"{module}.{cls.__qualname__}"
 
 
@@ -41,6 +43,27 @@ def remote_traceback(exc: BaseException) -> str:
     import traceback  # only failures need it
 
     return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+_SHIM_FILES = tuple(f'File "{os.path.join(_RUNTIME_DIR, name)}"' for name in ("worker.py", "shim.py"))
+
+
+def user_stacks(dump: str) -> str:
+    """faulthandler's dump (most recent call first) cut where the shim's own frames begin."""
+    out: list[str] = []
+    skipping = False
+    for line in dump.splitlines(keepends=True):
+        if not line.startswith("  File "):  # a thread's header or a blank line
+            skipping = False
+            out.append(line)
+        elif skipping:
+            continue
+        elif line.strip().startswith(_SHIM_FILES):
+            skipping = True
+            out.append("  (the runtime's frames)\n")
+        else:
+            out.append(line)
+    return "".join(out)
 
 
 def _roundtrips(exc: BaseException) -> bool:
@@ -75,12 +98,15 @@ def success(value: Any, *, attempts: int = 1) -> tuple[bool, bytes]:
         return False, failure(error, attempts=attempts, tb=f"{type_name(error)}: {error}\n")
 
 
-def runtime_failure(kind: str, message: str, *, attempts: int = 1, timed_out: bool = False) -> bytes:
-    """An outcome the supervisor makes (timeout, crash): ``kind`` names a ``modal.exception`` class."""
+def runtime_failure(kind: str, message: str, *, attempts: int = 1, timed_out: bool = False,
+                    details: str = "") -> bytes:
+    """An outcome the supervisor makes (timeout, crash): ``kind`` names a ``modal.exception`` class;
+    ``details`` (the worker's stacks, say) go after the message in the traceback text."""
     from .sdk import exception
 
     error: BaseException = getattr(exception, kind)(message)
-    return failure(error, attempts=attempts, timed_out=timed_out, tb=f"{type_name(error)}: {message}\n")
+    return failure(error, attempts=attempts, timed_out=timed_out,
+                   tb=f"{type_name(error)}: {message}\n{details}")
 
 
 def _safe_repr(obj: Any) -> str:

@@ -25,6 +25,7 @@ from . import channel, exitcodes, outcomes
 from .args import Options
 from .protocol import RESULT_FILE, STREAM_FILE, ProtocolError, encode, frame_boundary, read_header
 
+_STACKS_WAIT_S = 0.5  # how long a timed-out worker gets to dump its stacks before SIGKILL
 _GRACE_S = 1.0  # how long a stopped task's worker gets to end on SIGTERM before SIGKILL
 
 
@@ -65,6 +66,7 @@ class _Worker:
             os.setpgid(pid, pid)  # also done by the child; whichever runs first wins the race
         except OSError:
             pass
+        self.opts = opts
         self.pid = pid
         self.commands = cmd_w
         self.status: int | None = None
@@ -100,7 +102,32 @@ class _Worker:
         except OSError:
             pass
         self.close()
+        try:
+            os.unlink(channel.stack_file(self.opts.result_dir, self.pid))
+        except OSError:
+            pass
         return self.status
+
+    def stacks(self) -> str:
+        """The worker's threads' stacks, dumped by faulthandler on SIGUSR1 ("" if it cannot say)."""
+        path = channel.stack_file(self.opts.result_dir, self.pid)
+        try:
+            os.kill(self.pid, signal.SIGUSR1)
+        except OSError:
+            return ""
+        deadline = time.monotonic() + _STACKS_WAIT_S
+        size = -1
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            try:
+                now = os.path.getsize(path)
+            except OSError:
+                return ""
+            if now and now == size:  # written and no longer growing
+                break
+            size = now
+        with open(path, errors="replace") as fh:
+            return fh.read()
 
     def close(self) -> None:
         for fd in (self.commands, self.receiver.fd):
@@ -227,14 +254,17 @@ class Supervisor:
         try:
             message = worker.receiver.receive(time.monotonic() + self.opts.timeout_s)
         except channel.Expired:
+            stacks = worker.stacks()
             worker.kill()
             self.worker = None
             text = f"{self.label} timed out after {self.opts.timeout_s:g} seconds"
             if starting:
                 text += f" while {doing}"
             retryable = self._repair_stream(stream_size)
+            where = f"\nWhere it was when stopped:\n{outcomes.user_stacks(stacks)}" if stacks else ""
             return Attempt(Status.TIMEOUT, retryable, text,
-                           outcomes.runtime_failure("FunctionTimeoutError", text, attempts=attempt, timed_out=True))
+                           outcomes.runtime_failure("FunctionTimeoutError", text, attempts=attempt, timed_out=True,
+                                                    details=where))
         if message is None:
             how = describe_exit(worker.reap())
             self.worker = None

@@ -154,6 +154,12 @@ def main(opts: Options, call_body: bytes | None, commands: int, messages: int) -
         os.setpgid(0, 0)  # its own group: a timeout kills whatever the user's code started too
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # On a timeout the supervisor asks for the stacks (SIGUSR1) before it kills: the outcome
+        # then says where the function was stuck, even inside C code.
+        import faulthandler
+
+        stacks = open(channel.stack_file(opts.result_dir, os.getpid()), "w")  # noqa: SIM115 - lives as long as the process
+        faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
         try:
             setup = _Setup(opts, call_body)
         except BaseException as exc:

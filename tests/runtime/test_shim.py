@@ -100,6 +100,8 @@ def f(x):
     assert not slow.ok and slow.timed_out
     assert type(slow.exc).__name__ == "FunctionTimeoutError"
     assert "timed out after 0.5 seconds" in str(slow.exc)
+    assert "Where it was when stopped" in slow.traceback and 'user.py", line' in slow.traceback
+    assert " in f" in slow.traceback  # faulthandler's dump of the stuck worker
     assert shim.count() == 2  # the module was imported again by the fresh worker
     worker, child = map(int, pids.read_text().split())
     assert _dead(worker) and _dead(child)
