@@ -60,6 +60,32 @@ def build_options(driver: str, image_registry: str | None, datacenters: tuple[st
     )
 
 
+def connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """How to reach Nomad, like the nomad CLI's flags (each overrides its NOMAD_* variable)."""
+    decorators = [
+        click.option("--address", metavar="URL", help="Nomad's HTTP API (default: NOMAD_ADDR)."),
+        click.option("--token", metavar="T", help="ACL token (default: NOMAD_TOKEN). Never printed."),
+        click.option("--ca-cert", metavar="PATH", help="CA bundle to verify Nomad's TLS (default: NOMAD_CACERT)."),
+        click.option("--client-cert", metavar="PATH", help="Client certificate (default: NOMAD_CLIENT_CERT)."),
+        click.option("--client-key", metavar="PATH", help="Client key (default: NOMAD_CLIENT_KEY)."),
+        click.option("--tls-skip-verify", "skip_verify", is_flag=True, default=None,
+                     help="Do not verify Nomad's TLS certificate (default: NOMAD_SKIP_VERIFY)."),
+    ]
+    for decorate in reversed(decorators):
+        f = decorate(f)
+    return f
+
+
+def nomad_settings(*, address: str | None = None, token: str | None = None, namespace: str | None = None,
+                   region: str | None = None, ca_cert: str | None = None, client_cert: str | None = None,
+                   client_key: str | None = None, skip_verify: bool | None = None) -> Any:
+    from .backends.nomad_api import NomadSettings
+
+    return NomadSettings.from_env(address=address, token=token, namespace=namespace, region=region,
+                                  ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
+                                  skip_verify=skip_verify or None)
+
+
 def show_notes(lines: tuple[str, ...] | list[str]) -> None:
     for line in lines:
         click.echo(f"note: {line}", err=True)
@@ -125,16 +151,34 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
 @click.option("-n", "--name", help="Name of the ephemeral app (default: the App's name).")
 @click.option("-w", "--write-result", metavar="PATH", help="Write the return value (str or bytes) to PATH.")
 @click.option("--local", is_flag=True, help="Run on this machine even when NOMAD_ADDR is set.")
+@click.option("--namespace", metavar="NS", help="Nomad namespace (default: NOMAD_NAMESPACE).")
+@click.option("--region", metavar="R", help="Nomad region (default: NOMAD_REGION).")
+@click.option("--placement-timeout", type=float, metavar="S",
+              help="Give up on a call Nomad cannot place after S seconds (default: MODALC_PLACEMENT_TIMEOUT or 300).")
+@connection_options
 @handle_errors
 def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet: bool, detach: bool,
-        name: str | None, write_result: str | None, local: bool) -> None:
-    """Run SCRIPT[::REF]: the local entrypoint here, each remote call as a job."""
+        name: str | None, write_result: str | None, local: bool, namespace: str | None, region: str | None,
+        placement_timeout: float | None, **connection: Any) -> None:
+    """Run SCRIPT[::REF]: the local entrypoint here, each remote call as a job.
+
+    On Nomad whenever an address is configured (NOMAD_ADDR or --address), else (or with --local) on this machine.
+    """
+    import os
+
     from .phases import CompilerData
     from .run import app_run, call_entrypoint, run_main_entrypoint
     from .run import write_result as write_result_file
 
+    backend = None
+    if not local and (connection.get("address") or os.environ.get("NOMAD_ADDR")):
+        from .backends.nomad import NomadBackend
+
+        settings = nomad_settings(namespace=namespace, region=region, **connection)
+        backend = NomadBackend(settings, quiet=quiet, placement_timeout=placement_timeout)
     ref = parse_import_ref(script, use_module_mode=module_mode)
-    data = CompilerData(ref, build_options("docker", None, (), None, None, None, mode="run"), name=name,
+    data = CompilerData(ref, build_options("docker", None, (), namespace if backend else None,
+                                           region if backend else None, None, mode="run"), name=name,
                         skip_unsupported=True, select_ref=False)
     show_notes(data.script.warnings)
     runnable = data.runnable
@@ -142,7 +186,7 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
     argv = list(entrypoint_args)
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    with app_run(data.compiled, data.graph, local=local, quiet=quiet, detach=detach):
+    with app_run(data.compiled, data.graph, local=local, quiet=quiet, detach=detach, backend=backend):
         code = run_main_entrypoint(lambda: result.append(
             call_entrypoint(runnable, argv, prog=f"modalc run {script}", detach=detach)))
     if code:
@@ -191,3 +235,124 @@ def secret_delete(name: str) -> None:
 
     secret_store.delete(name)
     click.echo(f"deleted secret {name!r}")
+
+
+def _nomad_api(**connection: Any) -> Any:
+    from .backends.nomad_api import NomadAPI
+
+    return NomadAPI(nomad_settings(**connection))
+
+
+@main.command()
+@click.argument("script")
+@click.option("-m", "module_mode", is_flag=True, help="Treat SCRIPT as a Python module path.")
+@click.option("--name", help="App name (default: the App's name, else the script's).")
+@placement_options
+@connection_options
+@handle_errors
+def deploy(script: str, module_mode: bool, name: str | None, driver: str, image_registry: str | None,
+           datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
+           **connection: Any) -> None:
+    """Register SCRIPT's jobs on Nomad under stable IDs; update them in place."""
+    from .nomad_commands import deploy_app
+    from .phases import CompilerData
+
+    data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
+                        build_options(driver, image_registry, datacenters, namespace, region, node_pool,
+                                      mode="deploy"), name=name)
+    show_notes(data.script.warnings)
+    if not data.compiled.functions:
+        raise UserError(f"{script}: the app has no functions to deploy")
+    with _nomad_api(namespace=namespace, region=region, **connection) as api:
+        deploy_app(api, data.compiled, click.echo)
+    click.echo(f"deployed app {data.compiled.app_name!r}: call it with "
+               f"modal.Function.from_name({data.compiled.app_name!r}, NAME)", err=True)
+
+
+@main.command()
+@click.argument("script")
+@click.option("-m", "module_mode", is_flag=True, help="Treat SCRIPT as a Python module path.")
+@click.option("--name", help="App name (default: the App's name, else the script's).")
+@placement_options
+@connection_options
+def plan(script: str, module_mode: bool, name: str | None, driver: str, image_registry: str | None,
+         datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
+         **connection: Any) -> None:
+    """Show what `modalc deploy` would change. Exit 0: no change, 1: changes, 255: error."""
+    from .nomad_commands import plan_app, show_plan, stale_jobs
+    from .phases import CompilerData
+
+    try:
+        data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
+                            build_options(driver, image_registry, datacenters, namespace, region, node_pool,
+                                          mode="deploy"), name=name)
+        with _nomad_api(namespace=namespace, region=region, **connection) as api:
+            planned = plan_app(api, data.compiled)
+            stale = stale_jobs(api, data.compiled.app_name, {p.job_id for p in planned})
+    except ModalcError as exc:
+        exc.show()
+        sys.exit(255)
+    except KeyboardInterrupt:
+        sys.exit(255)
+    sys.exit(1 if show_plan(planned, stale, click.echo) else 0)
+
+
+def app_connection(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--region", metavar="R", help="Nomad region (default: NOMAD_REGION).")(f)
+    f = click.option("--namespace", metavar="NS", help="Nomad namespace (default: NOMAD_NAMESPACE).")(f)
+    return connection_options(f)
+
+
+@main.group()
+def app() -> None:
+    """Inspect and stop apps on Nomad (found by their jobs' modalc_app meta)."""
+
+
+@app.command("list")
+@app_connection
+@handle_errors
+def app_list(**connection: Any) -> None:
+    """List the apps that have jobs on Nomad (deployed and running)."""
+    from . import nomad_commands
+
+    with _nomad_api(**connection) as api:
+        nomad_commands.app_list(api, click.echo)
+
+
+@app.command("logs")
+@click.argument("app_name", metavar="APP")
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new output until Ctrl-C.")
+@app_connection
+@handle_errors
+def app_logs(app_name: str, follow: bool, **connection: Any) -> None:
+    """Print the logs of APP's allocations, each line prefixed with [function]."""
+    from . import nomad_commands
+
+    with _nomad_api(**connection) as api:
+        nomad_commands.app_logs(api, app_name, click.echo, follow=follow)
+
+
+@app.command("stop")
+@click.argument("app_name", metavar="APP")
+@click.option("--run", "run_id", metavar="RUN", help="Only the jobs of this run (see modalc app list).")
+@app_connection
+@handle_errors
+def app_stop(app_name: str, run_id: str | None, **connection: Any) -> None:
+    """Stop and purge every job of APP (deployed and ephemeral, with their dispatched jobs)."""
+    from . import nomad_commands
+
+    with _nomad_api(**connection) as api:
+        code = nomad_commands.app_stop(api, app_name, click.echo, run_id=run_id)
+    sys.exit(code)
+
+
+@app.command("history")
+@click.argument("app_name", metavar="APP")
+@app_connection
+@handle_errors
+def app_history(app_name: str, **connection: Any) -> None:
+    """Show APP's job versions (deploys) and dispatched calls."""
+    from . import nomad_commands
+
+    with _nomad_api(**connection) as api:
+        nomad_commands.app_history(api, app_name, click.echo)

@@ -82,12 +82,29 @@ class Invoker:
     # -- plumbing ---------------------------------------------------------------
     def _function(self, target: Target) -> FunctionJob:
         if target.app_name not in (None, self.compiled.app_name):
-            raise ExecutionError(f"calling {target.app_name}.{target.tag} of another app needs a deployed app "
-                                 "on Nomad; the local backend only runs the current app")
+            return self._deployed(target.app_name, target.tag)
         fn = self.functions.get(target.tag)
         if fn is None:
             raise ExecutionError(f"{target.tag} is not compiled for this run (classes and web endpoints "
                                  "are not supported by modalc run yet)")
+        return fn
+
+    def _deployed(self, app_name: str, tag: str) -> FunctionJob:
+        """A function of another, deployed app (``Function.from_name``), looked up once through the backend."""
+        key = f"{app_name}.{tag}"
+        with self._lock:
+            fn = self.functions.get(key)
+        if fn is not None:
+            return fn
+        lookup = getattr(self.backend, "lookup", None)
+        if lookup is None:
+            raise ExecutionError(f"calling {app_name}.{tag} of another app needs a deployed app "
+                                 f"on Nomad; the {self.backend.name} backend only runs the current app")
+        fn = lookup(app_name, tag)
+        with self._lock:
+            self.functions[fn.tag] = fn
+            self._limits.setdefault(fn.tag, os.cpu_count() or 1)
+            self._slots.setdefault(fn.tag, threading.BoundedSemaphore(self._limits[fn.tag]))
         return fn
 
     def _encode(self, fn: FunctionJob, call: Call) -> bytes:
@@ -139,16 +156,44 @@ class Invoker:
         raise remote_exception(outcome)
 
     def spawn(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        self._function(target)
+        fn = self._function(target)
+        if getattr(self.backend, "attach", None) is not None:
+            # Durable call ids: the dispatch happens now and its id names the dispatched job, so
+            # FunctionCall.from_id(...).get() works from another process too (see backends/nomad.py).
+            call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
+            dispatch = self.backend.dispatch(fn, self._encode(fn, call), call_id=uuid.uuid4().hex[:12])
+            call_id = f"fc-{dispatch.dispatch_id}"
+            future = self._pool.submit(self._await, fn, dispatch)
+            with self._lock:
+                self._spawned[call_id] = future
+                self._dispatches[dispatch.call_id] = dispatch
+            return call_id
         call_id = f"fc-{uuid.uuid4().hex}"
         future = self._pool.submit(self._run, target, [(tuple(args), dict(kwargs))])
         with self._lock:
             self._spawned[call_id] = future
         return call_id
 
+    def _await(self, fn: FunctionJob, dispatch: Dispatch) -> list[Outcome]:
+        try:
+            result = self.backend.wait(dispatch)
+        finally:
+            with self._lock:
+                self._dispatches.pop(dispatch.call_id, None)
+        assert result is not None
+        return self._outcomes(fn, result, 1)
+
     def get(self, call_id: str, timeout: float | None) -> Any:
         with self._lock:
             future = self._spawned.get(call_id)
+        attach = getattr(self.backend, "attach", None)
+        if future is None and attach is not None and call_id.startswith("fc-") and "/" in call_id:
+            dispatch = attach(call_id[3:])
+            stub = FunctionJob(tag=dispatch.function, job=None, module="", qualname="",  # type: ignore[arg-type]
+                               image=None, is_generator=False)
+            future = self._pool.submit(self._await, stub, dispatch)
+            with self._lock:
+                self._spawned[call_id] = future
         if future is None:
             raise ExecutionError(f"no function call {call_id!r} in this run")
         try:
@@ -166,7 +211,7 @@ class Invoker:
         if future is not None:
             future.cancel()
         for dispatch in dispatches:
-            if dispatch.call_id == call_id:
+            if call_id in (dispatch.call_id, f"fc-{dispatch.dispatch_id}"):
                 self.backend.cancel(dispatch)
 
     def map(self, target: Target, arg_tuples: Iterable[tuple[Any, ...]], kwargs: dict[str, Any], *,

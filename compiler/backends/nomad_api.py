@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -133,6 +133,10 @@ class NomadAPI:
         self.retries = retries
         self.backoff = backoff
         self._session = requests.Session()
+        self._session.verify = settings.verify
+        if settings.client_cert:
+            self._session.cert = (settings.client_cert, settings.client_key)  # type: ignore[assignment]
+        self._timeout = (connect_timeout, read_timeout)
         cert: tuple[str, ...] = (settings.client_cert, settings.client_key) if settings.client_cert else ()  # type: ignore[assignment]
         self._n = nomad.Nomad(address=settings.address, token=settings.token, namespace=settings.namespace,
                               region=settings.region, timeout=(connect_timeout, read_timeout),
@@ -215,7 +219,7 @@ class NomadAPI:
 
     def jobs(self, prefix: str = "", filter_: str | None = None) -> list[dict[str, Any]]:
         """GET /v1/jobs?prefix= (job stubs)."""
-        params: dict[str, Any] = {"prefix": prefix}
+        params: dict[str, Any] = {"prefix": prefix, "meta": "true"}  # stubs with Meta (Nomad >= 1.6)
         if filter_:
             params["filter"] = filter_
         return _list(self._call(self._n.jobs, method="get", params=params, retry=True, what="list jobs"))
@@ -248,10 +252,17 @@ class NomadAPI:
                           what=f"list allocations of {job_id!r}")
         return _list(resp), int(resp.headers.get("X-Nomad-Index") or 0)
 
-    def allocation(self, alloc_id: str) -> dict[str, Any]:
-        """GET /v1/allocation/<id>."""
-        return _obj(self._call(self._n.allocation, alloc_id, method="get", retry=True,
+    def allocation(self, alloc_id: str, index: int | None = None, wait: str = "5m") -> dict[str, Any]:
+        """GET /v1/allocation/<id>, blocking until the index passes ``index`` when given."""
+        params: dict[str, Any] = {"index": index, "wait": wait} if index is not None else {}
+        return _obj(self._call(self._n.allocation, alloc_id, method="get", params=params, retry=True,
                                 what=f"read allocation {alloc_id}"))
+
+    def versions(self, job_id: str) -> list[dict[str, Any]]:
+        """GET /v1/job/<id>/versions: the job's versions, newest first."""
+        data = _obj(self._call(self._n.job, job_id, "versions", method="get", retry=True,
+                               what=f"read versions of {job_id!r}"))
+        return list(data.get("Versions") or [])
 
     def evaluation(self, eval_id: str) -> dict[str, Any]:
         """GET /v1/evaluation/<id> (namespace passed explicitly)."""
@@ -280,6 +291,35 @@ class NomadAPI:
                                   "offset": offset, "origin": origin},
                           retry=True, what=f"read {type_} of task {task!r} in allocation {alloc_id}")
         return _content(resp)
+
+    def follow_logs(self, alloc_id: str, task: str, type_: str = "stdout", offset: int = 0) -> Iterator[bytes]:
+        """GET /v1/client/fs/logs/<alloc>?follow=true&plain=true: log bytes as they are written.
+
+        The stream ends when the task is dead. Not retried here: the caller resumes
+        with ``offset`` plus the bytes it got (so nothing is printed twice).
+        """
+        params: dict[str, Any] = {"task": task, "type": type_, "plain": "true", "follow": "true",
+                                  "offset": offset, "origin": "start", "namespace": self.settings.namespace}
+        if self.settings.region:
+            params["region"] = self.settings.region
+        headers = {"X-Nomad-Token": self.settings.token} if self.settings.token else {}
+        what = f"follow {type_} of task {task!r} in allocation {alloc_id}"
+        url = f"{self.settings.address}/v1/client/fs/logs/{alloc_id}"
+        try:
+            resp = self._session.get(url, params=params, headers=headers, stream=True, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise NomadError(f"Nomad: {what} failed: {type(exc).__name__}: {exc}") from None
+        with resp:
+            if resp.status_code == 403:
+                raise UserError("Nomad refused the token (403 Permission denied)", hint=TOKEN_HINT)
+            if resp.status_code == 404:
+                raise NomadNotFound(f"Nomad: {what}: not found ({resp.text.strip()})")
+            if resp.status_code != 200:
+                raise NomadError(f"Nomad: {what} failed ({resp.status_code}): {resp.text.strip()[:200]}")
+            try:
+                yield from resp.iter_content(chunk_size=None)
+            except requests.RequestException as exc:
+                raise NomadError(f"Nomad: {what} broke off: {type(exc).__name__}") from None
 
     # ------------------------------------------------------------------ variables
     def get_variable(self, path: str) -> dict[str, Any] | None:

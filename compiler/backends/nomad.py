@@ -1,0 +1,476 @@
+"""The Nomad backend: an app run's jobs registered on a Nomad cluster, each call one dispatch.
+
+Runs on the client. ``start`` registers every compiled job under a run-unique
+ID (``<app>-<run>-<function>``, meta ``modalc_ephemeral = "true"`` and
+``modalc_run = <run id>``). Each call, or each chunk of a ``.map``, is one
+dispatch carrying an idempotency token (``<run id>-<call id>``), so a retried
+request never runs a call twice.
+
+HTTP requests per call (the happy path, five):
+
+1. ``POST /v1/job/<parent>/dispatch`` (idempotency token, retried on 5xx);
+2. ``GET /v1/job/<child>/allocations`` - then, while nothing is placed, blocking
+   queries (``?index=&wait=``) on the same path, with the evaluation read to
+   explain a placement failure (``FailedTGAllocs``, blocked evaluation);
+3. ``GET /v1/client/fs/logs/<alloc>?follow=true&plain=true&type=stdout`` - one
+   streaming request that prints stdout live, ``[function]``-prefixed, and ends
+   when the task is dead (it doubles as the wait: no polling);
+4. ``GET /v1/client/fs/logs/<alloc>?type=stderr`` once, after the task ended
+   (stderr is therefore printed when the allocation finishes, not live);
+5. ``GET /v1/client/fs/cat/<alloc>?path=alloc/data/result.pkl`` (raw bytes).
+
+Only when the result is missing is the allocation read (a blocking query until
+it is terminal) to explain why: exit code, OOM kill, driver or template
+failure (task events), lost allocation, rescheduled allocation (followed to
+its replacement), or garbage-collected before its result was read.
+
+``stop`` deregisters and purges every child the run dispatched (including any
+whose dispatch answer was lost: children are listed by ID prefix) and then the
+parents; with ``detach`` it prints how to follow and stop them instead.
+Children of *deployed* jobs (``Function.from_name``) are left to Nomad's
+garbage collector so ``FunctionCall.from_id`` can read them from elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from agent_runtime import exitcodes
+from agent_runtime.protocol import RESULT_FILE, STREAM_FILE
+
+from ..emit_json import job_dict
+from ..errors import UserError
+from ..ir import TASK_NAME, CompiledApp, FunctionJob, Job, JobType
+from ..lower.job import job_id as make_job_id
+from .base import AllocResult, Backend, Dispatch
+from .local import LogSink
+from .nomad_api import NomadAPI, NomadError, NomadNotFound, NomadSettings
+
+DEFAULT_PLACEMENT_TIMEOUT = 300.0
+CALL_PREFIX = "fc-"
+_T = TypeVar("_T")
+
+_EXIT_MEANING = {
+    exitcodes.USER_ERROR: "the function raised or its process crashed",
+    exitcodes.INFRA_ERROR: "bad call envelope, missing call file, or the module failed to import",
+    exitcodes.TIMEOUT: "an input ran past the function's timeout",
+    137: "killed (SIGKILL)",
+}
+
+
+def placement_timeout_from_env() -> float:
+    raw = os.environ.get("MODALC_PLACEMENT_TIMEOUT", "")
+    try:
+        return float(raw) if raw else DEFAULT_PLACEMENT_TIMEOUT
+    except ValueError:
+        raise UserError(f"MODALC_PLACEMENT_TIMEOUT={raw!r} is not a number of seconds") from None
+
+
+def deployed_stub(app_name: str, tag: str, job_id: str, namespace: str | None = None) -> FunctionJob:
+    """A FunctionJob standing for a deployed job (only its tag and job ID are used to dispatch)."""
+    job = Job(id=job_id, type=JobType.BATCH, datacenters=("*",), namespace=namespace, region=None, node_pool=None,
+              meta=(("modalc_app", app_name), ("modalc_function", tag)), periodic=None, parameterized=None,
+              groups=())
+    return FunctionJob(tag=f"{app_name}.{tag}", job=job, module="", qualname="", image=None, is_generator=False)
+
+
+@dataclass
+class _Call:
+    """What the backend knows about one dispatch."""
+
+    child: str
+    parent: str
+    tag: str
+    eval_id: str = ""
+    started: float = field(default_factory=time.monotonic)
+    alloc: dict[str, Any] | None = None
+    index: int = 0
+    status: str = ""
+
+
+class NomadBackend(Backend):
+    """Runs an app's calls as dispatches of parameterized jobs on Nomad."""
+
+    name = "nomad"
+    max_payload_bytes = 16384
+
+    def __init__(self, settings: NomadSettings, *, sink: LogSink | None = None, quiet: bool = False,
+                 placement_timeout: float | None = None, api: NomadAPI | None = None):
+        self.settings = settings
+        self.api = api or NomadAPI(settings)
+        self.sink = sink or LogSink()
+        self.quiet = quiet
+        self.placement_timeout = placement_timeout_from_env() if placement_timeout is None else placement_timeout
+        self.run_id = ""
+        self.app: CompiledApp | None = None
+        self.parents: dict[str, str] = {}  # function tag -> registered (or deployed) parent job ID
+        self.registered: list[str] = []  # ephemeral parent job IDs, in registration order
+        self._calls: dict[str, _Call] = {}
+        self._deployed: set[str] = set()  # parent IDs of deployed jobs (not ours to purge)
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    @classmethod
+    def from_env(cls, *, quiet: bool = False, **overrides: Any) -> NomadBackend:
+        return cls(NomadSettings.from_env(**overrides), quiet=quiet)
+
+    # -- lifecycle --------------------------------------------------------------
+    def start(self, app: CompiledApp, *, run_id: str) -> None:
+        self.app = app
+        self.run_id = run_id
+        for fn in app.functions:
+            job = job_dict(fn.job)
+            job_id = make_job_id(run_id, fn.tag)
+            job["ID"] = job["Name"] = job_id
+            job["Meta"] = {**(job.get("Meta") or {}), "modalc_ephemeral": "true", "modalc_run": run_id}
+            with self._lock:
+                self.registered.append(job_id)  # before the request: a lost answer still gets cleaned up
+                self.parents[fn.tag] = job_id
+            self.api.register(job)
+
+    def stop(self, *, detach: bool = False) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            if detach:
+                self._print_detached()
+                return
+            self._purge_run()
+        finally:
+            self.api.close()
+
+    def _print_detached(self) -> None:
+        if not self.registered:
+            return
+        app = self.app.app_name if self.app else self.run_id
+        lines = [f"Detached: the run's jobs keep running on Nomad ({self.settings.address}):",
+                 *(f"  {job_id}" for job_id in self.registered),
+                 f"Follow their logs:  modalc app logs {app} -f",
+                 f"Stop and purge them: modalc app stop {app} --run {self.run_id}"]
+        sys.stderr.write("\n".join(lines) + "\n")
+
+    def _purge_run(self) -> None:
+        with self._lock:
+            children = {c.child for c in self._calls.values() if c.parent not in self._deployed}
+            parents = list(self.registered)
+        # Children whose dispatch answer was lost are found by ID prefix.
+        for parent in parents:
+            try:
+                children.update(j["ID"] for j in self.api.jobs(prefix=f"{parent}/")
+                                if j.get("ParentID") == parent)
+            except NomadError as exc:
+                sys.stderr.write(f"warning: could not list the dispatched jobs of {parent}: {exc}\n")
+        failed = purge_jobs(self.api, sorted(children)) + purge_jobs(self.api, parents)
+        for job_id, exc in failed:
+            sys.stderr.write(f"warning: could not stop job {job_id}: {exc}\n"
+                             f"  stop it with: nomad job stop -purge {job_id}\n")
+
+    # -- calls ------------------------------------------------------------------
+    def lookup(self, app_name: str, tag: str) -> FunctionJob:
+        """The deployed function ``tag`` of app ``app_name`` (job ``<app>-<tag>``), for Function.from_name."""
+        job_id = make_job_id(app_name, tag)
+        job = self.api.job(job_id)
+        if job is None or (job.get("Meta") or {}).get("modalc_app") != app_name:
+            raise UserError(f"no deployed function {tag!r} of app {app_name!r} on Nomad (job {job_id} not found "
+                            f"in namespace {self.settings.namespace!r})", hint=f"deploy it: modalc deploy <script>"
+                            f" --name {app_name}")
+        if not job.get("ParameterizedJob") or job.get("Stop"):
+            raise UserError(f"{app_name}.{tag} (job {job_id}) cannot be called: it is "
+                            + ("stopped" if job.get("Stop") else "not a dispatchable (parameterized) job"))
+        fn = deployed_stub(app_name, tag, job_id)
+        with self._lock:
+            self.parents[fn.tag] = job_id
+            self._deployed.add(job_id)
+        return fn
+
+    def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
+        if self._stopped:
+            raise UserError("the app run has ended; no more calls can be made")
+        parent = self.parents.get(fn.tag) or fn.job.id
+        token = f"{self.run_id or 'modalc'}-{call_id}"
+        answer = self.api.dispatch(parent, payload, meta={"modalc_call": call_id}, idempotency_token=token)
+        child = answer["DispatchedJobID"]
+        with self._lock:
+            self._calls[child] = _Call(child=child, parent=parent, tag=fn.tag, eval_id=answer.get("EvalID") or "")
+        return Dispatch(function=fn.tag, dispatch_id=child, call_id=call_id)
+
+    def attach(self, child: str) -> Dispatch:
+        """A Dispatch for a child job dispatched elsewhere (FunctionCall.from_id)."""
+        job = self.api.job(child)
+        if job is None or not job.get("ParentID"):
+            raise UserError(f"no function call {CALL_PREFIX}{child} on Nomad (dispatched job {child!r} not found; "
+                            "it may have been garbage-collected)")
+        tag = (job.get("Meta") or {}).get("modalc_function") or job["ParentID"]
+        with self._lock:
+            self._calls.setdefault(child, _Call(child=child, parent=job["ParentID"], tag=tag))
+            self._deployed.add(job["ParentID"])
+        return Dispatch(function=tag, dispatch_id=child, call_id=child)
+
+    def _call(self, dispatch: Dispatch) -> _Call:
+        with self._lock:
+            return self._calls[dispatch.dispatch_id]
+
+    def cancel(self, dispatch: Dispatch) -> None:
+        try:
+            self.api.deregister(dispatch.dispatch_id, purge=True)
+        except NomadNotFound:
+            pass
+
+    # -- waiting ----------------------------------------------------------------
+    def _placed(self, call: _Call) -> tuple[dict[str, Any] | None, str]:
+        """Block until the child has an allocation; (alloc stub, "") or (None, why it could not be placed)."""
+        if call.alloc is not None:
+            return call.alloc, ""
+        allocs, index = self.api.job_allocations(call.child)
+        why = ""
+        while not allocs:
+            remaining = call.started + self.placement_timeout - time.monotonic()
+            why = self._placement_problem(call) or why
+            if remaining <= 0:
+                return None, why or "no allocation was placed"
+            allocs, index = self.api.job_allocations(call.child, index=index, wait=f"{max(1, int(remaining))}s")
+        call.alloc = max(allocs, key=lambda a: a.get("CreateIndex", 0))
+        call.index = index
+        call.status = call.alloc.get("ClientStatus", "")
+        return call.alloc, ""
+
+    def _placement_problem(self, call: _Call) -> str:
+        if not call.eval_id:
+            evals = []
+        else:
+            try:
+                evals = [self.api.evaluation(call.eval_id)]
+            except NomadNotFound:
+                evals = []
+        for ev in evals:
+            failed = ev.get("FailedTGAllocs") or {}
+            if failed:
+                return explain_placement(failed, self._job_devices(call))
+            if ev.get("Status") in ("failed", "canceled"):
+                return f"evaluation {ev['ID'][:8]} {ev['Status']}: {ev.get('StatusDescription') or ''}".strip()
+        return ""
+
+    def _job_devices(self, call: _Call) -> list[tuple[str, str]]:
+        """(device name, model regexp) of the function's job, to name GPU constraints in messages."""
+        fn = next((f for f in (self.app.functions if self.app else ()) if f.tag == call.tag), None)
+        out = []
+        for group in fn.job.groups if fn else ():
+            for task in group.tasks:
+                for dev in task.resources.devices:
+                    for c in dev.constraints or ():
+                        out.append((dev.name, getattr(c, "value", "") or ""))
+                    if not dev.constraints:
+                        out.append((dev.name, ""))
+        return out
+
+    def wait(self, dispatch: Dispatch, timeout: float | None = None) -> AllocResult | None:
+        call = self._call(dispatch)
+        alloc, why = self._placed(call)
+        if alloc is None:
+            return AllocResult(exit_code=None, result=None,
+                               failure=f"could not be placed within {self.placement_timeout:g} s: {why} "
+                               f"(job {call.child})")
+        notes: list[str] = []
+        while True:
+            alloc_id = alloc["ID"]
+            gone = self._print_logs(call, alloc_id)
+            result = None
+            if not gone:
+                try:
+                    result = self.api.read_file(alloc_id, f"alloc/data/{RESULT_FILE}")
+                except NomadNotFound:
+                    result = None
+            if result is not None:
+                return AllocResult(exit_code=0, result=result)
+            full = self._terminal(call, alloc_id)
+            nxt = full.get("NextAllocation") or ""
+            if nxt:
+                notes.append(f"allocation {alloc_id[:8]} was {full.get('ClientStatus')} and rescheduled as "
+                             f"{nxt[:8]}")
+                sys.stderr.write(f"[{call.tag}] {notes[-1]}\n")
+                alloc = {"ID": nxt}
+                continue
+            failure = explain_failure(full, gone=gone or self._gone(alloc_id))
+            return AllocResult(exit_code=task_exit_code(full), result=None,
+                               failure="; ".join([*notes, failure]))
+
+    def _gone(self, alloc_id: str) -> bool:
+        try:
+            self.api.logs(alloc_id, TASK_NAME, "stderr", offset=0)
+            return False
+        except NomadNotFound:
+            return True
+
+    def _terminal(self, call: _Call, alloc_id: str) -> dict[str, Any]:
+        """The full allocation, once it is terminal (blocking queries)."""
+        index = None
+        while True:
+            full = self.api.allocation(alloc_id, index=index, wait="60s")
+            if full.get("ClientStatus") not in ("pending", "running"):
+                return full
+            index = int(full.get("ModifyIndex") or 0)
+
+    def _print_logs(self, call: _Call, alloc_id: str) -> bool:
+        """Stream stdout until the task ends, then print stderr. True if the allocation was garbage-collected."""
+        out = _Lines(call.tag, self.sink, sys.stdout)
+        offset, attempts = 0, 0
+        while True:
+            try:
+                for chunk in self.api.follow_logs(alloc_id, TASK_NAME, "stdout", offset=offset):
+                    offset += len(chunk)
+                    out.feed(chunk)
+                break
+            except NomadNotFound:
+                out.close()
+                return True
+            except NomadError:
+                attempts += 1
+                if attempts > self.api.retries:
+                    raise
+                time.sleep(self.api.backoff * attempts)
+        out.close()
+        try:
+            err = self.api.logs(alloc_id, TASK_NAME, "stderr")
+        except NomadNotFound:
+            return True
+        lines = _Lines(call.tag, self.sink, sys.stderr)
+        lines.feed(err)
+        lines.close()
+        return False
+
+    def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
+        call = self._call(dispatch)
+        alloc, _ = self._placed(call)
+        if alloc is None:
+            return b"", True
+        try:
+            data = self.api.read_at(alloc["ID"], f"alloc/data/{STREAM_FILE}", offset, 1 << 20)
+        except NomadNotFound:
+            data = b""
+        if data:
+            return data, False
+        if call.status not in ("pending", "running", ""):
+            return b"", True
+        # Nothing new: block on the allocation (returns at once when it changes) instead of polling.
+        full = self.api.allocation(alloc["ID"], index=call.index or None, wait="1s")
+        call.index = int(full.get("ModifyIndex") or 0)
+        call.status = full.get("ClientStatus", "")
+        return b"", call.status not in ("pending", "running")
+
+
+class _Lines:
+    """Cuts a byte stream into lines for the LogSink."""
+
+    def __init__(self, tag: str, sink: LogSink, stream: Any):
+        self.tag, self.sink, self.stream, self.buf = tag, sink, stream, b""
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            self.sink.line(self.tag, line.decode("utf-8", "replace") + "\n", self.stream)
+
+    def close(self) -> None:
+        if self.buf:
+            self.sink.line(self.tag, self.buf.decode("utf-8", "replace"), self.stream)
+            self.buf = b""
+
+
+def purge_jobs(api: NomadAPI, job_ids: list[str]) -> list[tuple[str, Exception]]:
+    """Deregister and purge jobs concurrently; the ones that failed (a missing job is not a failure)."""
+    def one(job_id: str) -> tuple[str, Exception] | None:
+        try:
+            api.deregister(job_id, purge=True)
+        except NomadNotFound:
+            pass
+        except NomadError as exc:
+            return job_id, exc
+        return None
+
+    return [r for r in _pmap(one, job_ids) if r is not None]
+
+
+def _pmap(f: Callable[[str], _T], items: list[str]) -> list[_T]:
+    if len(items) <= 1:
+        return [f(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        return list(pool.map(f, items))
+
+
+def explain_placement(failed: dict[str, Any], devices: list[tuple[str, str]]) -> str:
+    """Why Nomad could not place a task group, from an evaluation's FailedTGAllocs."""
+    parts = []
+    for group, m in sorted(failed.items()):
+        reasons = []
+        for dev, model in devices:
+            reasons.append(f"no node offers an {dev} matching {model}" if model else f"no node offers an {dev}")
+        filtered = m.get("ConstraintFiltered") or {}
+        other = [k for k in filtered if not any(model and model in k for _, model in devices)]
+        if other:
+            reasons.append("constraint not met: " + ", ".join(sorted(other)))
+        for key in ("DimensionExhausted", "ResourcesExhausted", "QuotaExhausted"):
+            if m.get(key):
+                reasons.append(f"{key}: {m[key]}")
+        evaluated = m.get("NodesEvaluated", 0)
+        text = "; ".join(dict.fromkeys(reasons)) or "no node could run it"
+        parts.append(f"group {group!r}: {text} ({evaluated} node(s) evaluated, "
+                     f"{m.get('NodesFiltered', 0)} filtered, {m.get('NodesExhausted', 0)} exhausted)")
+    return "; ".join(parts)
+
+
+def task_exit_code(alloc: dict[str, Any]) -> int | None:
+    state = (alloc.get("TaskStates") or {}).get(TASK_NAME) or {}
+    for ev in reversed(state.get("Events") or []):
+        if ev.get("Type") == "Terminated":
+            return int(ev.get("ExitCode") or 0)
+    return None
+
+
+def explain_failure(alloc: dict[str, Any], *, gone: bool) -> str:
+    """Why an allocation ended without a result, from its status and task events."""
+    aid = alloc.get("ID", "")[:8]
+    status = alloc.get("ClientStatus")
+    if status == "lost":
+        return (f"allocation {aid} was lost ({alloc.get('ClientDescription') or 'its node went down'}) and was "
+                "not rescheduled")
+    state = (alloc.get("TaskStates") or {}).get(TASK_NAME) or {}
+    events = state.get("Events") or []
+    for ev in reversed(events):
+        kind = ev.get("Type")
+        details = ev.get("Details") or {}
+        if kind in ("Driver Failure", "Template failure", "Setup Failure", "Failed Artifact Download") or \
+                ev.get("DriverError") or ev.get("SetupError"):
+            msg = ev.get("DriverError") or ev.get("SetupError") or ev.get("DisplayMessage") or details.get(
+                "message") or ""
+            return f"task {TASK_NAME} of allocation {aid} failed to start: {kind}: {msg}"
+        if kind == "OOM Killed" or details.get("oom_killed") == "true":
+            mem = ((alloc.get("Job") or {}).get("TaskGroups") or [{}])[0].get("Tasks", [{}])[0].get(
+                "Resources", {}).get("MemoryMB")
+            limit = f" of {mem} MiB" if mem else ""
+            return (f"task {TASK_NAME} of allocation {aid} was OOM-killed: it used more than its memory "
+                    f"limit{limit} (raise memory= on the function)")
+        if kind == "Terminated":
+            code = int(ev.get("ExitCode") or 0)
+            sig = int(ev.get("Signal") or 0)
+            meaning = _EXIT_MEANING.get(code, "")
+            text = f"task {TASK_NAME} of allocation {aid} exited with code {code}"
+            if sig:
+                text += f" (signal {sig})"
+            if meaning:
+                text += f" ({meaning})"
+            text += " without writing a result"
+            if gone:
+                text += "; the allocation was garbage-collected before its result was read"
+            return text
+    if gone:
+        return (f"allocation {aid} was garbage-collected by its Nomad client before its result was read "
+                "(raise the client's gc_interval/gc_max_allocs, or read results sooner)")
+    return f"allocation {aid} ended ({status}: {alloc.get('ClientDescription') or 'no description'}) without a result"
