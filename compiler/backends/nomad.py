@@ -46,7 +46,7 @@ from agent_runtime import exitcodes
 from agent_runtime.protocol import RESULT_FILE, STREAM_FILE
 
 from ..emit_json import job_dict
-from ..errors import UserError
+from ..errors import ModalcError, UserError
 from ..ir import TASK_NAME, CompiledApp, FunctionJob, Job, JobType
 from ..lower.job import job_id as make_job_id
 from .base import AllocResult, Backend, Dispatch
@@ -166,7 +166,7 @@ class NomadBackend(Backend):
             try:
                 children.update(j["ID"] for j in self.api.jobs(prefix=f"{parent}/")
                                 if j.get("ParentID") == parent)
-            except NomadError as exc:
+            except ModalcError as exc:
                 sys.stderr.write(f"warning: could not list the dispatched jobs of {parent}: {exc}\n")
         failed = purge_jobs(self.api, sorted(children)) + purge_jobs(self.api, parents)
         for job_id, exc in failed:
@@ -391,7 +391,7 @@ def purge_jobs(api: NomadAPI, job_ids: list[str]) -> list[tuple[str, Exception]]
             api.deregister(job_id, purge=True)
         except NomadNotFound:
             pass
-        except NomadError as exc:
+        except ModalcError as exc:
             return job_id, exc
         return None
 
@@ -443,6 +443,10 @@ def explain_failure(alloc: dict[str, Any], *, gone: bool) -> str:
                 "not rescheduled")
     state = (alloc.get("TaskStates") or {}).get(TASK_NAME) or {}
     events = state.get("Events") or []
+    if gone and status == "complete":
+        return (f"allocation {aid} was garbage-collected by its Nomad client before its result was read (the "
+                f"task had exited with code {task_exit_code(alloc)}; raise the client's gc_interval/gc_max_allocs, "
+                "or read results sooner)")
     for ev in reversed(events):
         kind = ev.get("Type")
         details = ev.get("Details") or {}

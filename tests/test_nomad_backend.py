@@ -1,0 +1,216 @@
+"""The Nomad backend (compiler/backends/nomad.py) over real HTTP against the Nomad test double.
+
+In-process: the app is compiled once, each test runs calls through an
+``Invoker`` on a ``NomadBackend`` pointed at a fresh double, with faults
+injected. After every test no job of the run remains registered.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent_runtime.sdk.exception import ExecutionError
+from agent_runtime.sdk.functions import Target
+from compiler.backends.local import LogSink
+from compiler.backends.nomad import NomadBackend
+from compiler.backends.nomad_api import NomadSettings
+from compiler.client import Invoker
+from compiler.errors import UserError
+from compiler.lower import BuildOptions
+from compiler.phases import CompilerData
+from compiler.refs import parse_import_ref
+from tests.nomad_double import NomadDouble
+
+ROOT = Path(__file__).resolve().parents[1]
+
+APP = textwrap.dedent("""
+    import time
+    import modal
+
+    app = modal.App("nb")
+
+    @app.function()
+    def square(x: int) -> int:
+        print(f"squaring {x}")
+        return x * x
+
+    @app.function()
+    def nap(s: float) -> str:
+        print("napping", flush=True)
+        time.sleep(s)
+        return "rested"
+
+    @app.function()
+    def boom(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    @app.function()
+    def count(n: int):
+        for i in range(n):
+            yield i
+
+    @app.function(gpu="H100")
+    def gpu_fn() -> int:
+        return 1
+""")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> CompilerData:
+    path = tmp_path_factory.mktemp("nb") / "nb_app.py"
+    path.write_text(APP)
+    data = CompilerData(parse_import_ref(str(path)), BuildOptions(mode="run"), skip_unsupported=True,
+                        select_ref=False)
+    data.compiled  # noqa: B018 - compile once for the module
+    return data
+
+
+@pytest.fixture
+def double(tmp_path: Path) -> Iterator[NomadDouble]:
+    d = NomadDouble(root_dir=tmp_path / "double",
+                    extra_env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
+    d.start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+class Run:
+    def __init__(self, double: NomadDouble, data: CompilerData, **kw: object):
+        self.double = double
+        settings = NomadSettings.from_env({}, address=double.address, token=kw.pop("token", None))  # type: ignore[arg-type]
+        self.backend = NomadBackend(settings, sink=LogSink(quiet=True), **kw)  # type: ignore[arg-type]
+        self.backend.api.backoff = 0.01
+        self.backend.start(data.compiled, run_id=f"nb-{os.urandom(3).hex()}")
+        self.invoker = Invoker(self.backend, data.compiled, quiet=True)
+
+    def call(self, tag: str, *args: object) -> object:
+        return self.invoker.call(Target(app_name=None, tag=tag), args, {})
+
+    def children(self) -> list[str]:
+        return [j for (_, j), job in self.double.jobs.items() if job.get("ParentID")]
+
+    def close(self) -> None:
+        self.invoker.close()
+        self.backend.stop()
+        assert not self.double.jobs, f"jobs left registered: {list(self.double.jobs)}"
+
+
+@pytest.fixture
+def run(double: NomadDouble, compiled: CompilerData) -> Iterator[Run]:
+    r = Run(double, compiled)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def test_remote_map_and_generator(run: Run) -> None:
+    parents = {j for (_, j), job in run.double.jobs.items() if not job.get("ParentID")}
+    assert len(parents) == 5
+    for job_id in parents:
+        meta = run.double.jobs[("default", job_id)]["Meta"]
+        assert meta["modalc_ephemeral"] == "true" and meta["modalc_run"] == run.backend.run_id
+    before = len(run.double.requests)
+    assert run.call("square", 7) == 49
+    assert len(run.double.requests) - before <= 6
+    assert list(run.invoker.map(Target(app_name=None, tag="square"), [(i,) for i in range(20)], {})) == [
+        i * i for i in range(20)]
+    assert list(run.invoker.call_generator(Target(app_name=None, tag="count"), (5,), {})) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="bad 3"):
+        run.call("boom", 3)
+
+
+def test_dispatch_5xx_and_lost_answers_are_retried_never_duplicated(run: Run) -> None:
+    run.double.faults.fail_next(2, r"/dispatch$", status=500)
+    assert run.call("square", 3) == 9
+    assert len(run.children()) == 1
+    run.double.faults.drop_next(1, r"/dispatch$", after=True)  # applied by Nomad, answer lost
+    assert run.call("square", 4) == 16
+    assert len(run.children()) == 2
+    assert run.double.count_requests("POST", r"/dispatch$") == 5
+
+
+def test_connection_errors_and_slow_responses(run: Run) -> None:
+    run.double.faults.drop_next(1, r"/allocations$")
+    run.double.faults.fail_next(1, r"/client/fs/logs/", status=502)
+    run.double.faults.fail_next(1, r"/client/fs/cat/", status=503)
+    run.double.faults.delay(0.3, r"/dispatch$", n=2)
+    assert run.call("square", 5) == 25
+    assert run.call("square", 6) == 36
+    assert len(run.children()) == 2
+
+
+def test_forbidden_without_a_valid_token(double: NomadDouble, compiled: CompilerData) -> None:
+    double.token = "right-token"
+    settings = NomadSettings.from_env({}, address=double.address, token="wrong-s3cret")
+    backend = NomadBackend(settings, sink=LogSink(quiet=True))
+    with pytest.raises(UserError) as info:
+        backend.start(compiled.compiled, run_id="nb-403")
+    backend.stop()
+    text = str(info.value) + str(info.value.hint or "") + repr(backend.settings)
+    assert "403" in text and "NOMAD_TOKEN" in text and "wrong-s3cret" not in text
+    assert not double.jobs
+
+
+def test_unplaceable_gpu_call_names_the_constraint_and_gives_up(double: NomadDouble, compiled: CompilerData) -> None:
+    r = Run(double, compiled, placement_timeout=1.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ExecutionError) as info:
+            r.call("gpu_fn")
+        assert 1.0 <= time.monotonic() - started < 10
+        msg = str(info.value)
+        assert "could not be placed within 1 s" in msg
+        assert "no node offers an nvidia/gpu matching ^(NVIDIA |Tesla )?H(100|200)( .*)?$" in msg
+    finally:
+        r.close()
+
+
+def test_failed_allocation_is_explained(run: Run) -> None:
+    run.double.faults.fail_next_allocs(1, exit_code=3)
+    with pytest.raises(ExecutionError, match=r"exited with code 3 \(bad call envelope.*without writing a result"):
+        run.call("square", 2)
+
+
+def _dispatch_nap(run: Run, seconds: float) -> tuple[object, str]:
+    fn = run.invoker.functions["nap"]
+    from agent_runtime import protocol
+    from agent_runtime.protocol import Call
+
+    payload = protocol.encode("call", Call(inputs=[((seconds,), {})], method=None, params={}))
+    dispatch = run.backend.dispatch(fn, payload, call_id=os.urandom(4).hex())
+    allocs = [a for a in run.double.allocs.values() if a["JobID"] == dispatch.dispatch_id]
+    return dispatch, allocs[0]["ID"]
+
+
+def test_lost_allocation_is_explained(run: Run) -> None:
+    dispatch, alloc_id = _dispatch_nap(run, 30)
+    threading.Timer(0.5, run.double.lose_allocation, args=(alloc_id,)).start()
+    result = run.backend.wait(dispatch)  # type: ignore[arg-type]
+    assert result is not None and result.result is None
+    assert f"allocation {alloc_id[:8]} was lost" in result.failure
+
+
+def test_allocation_garbage_collected_before_its_result_is_read(run: Run) -> None:
+    dispatch, alloc_id = _dispatch_nap(run, 0)
+    run.double.wait_alloc_terminal(alloc_id)
+    run.double.gc_allocation(alloc_id)
+    result = run.backend.wait(dispatch)  # type: ignore[arg-type]
+    assert result is not None and result.result is None
+    assert "garbage-collected by its Nomad client before its result was read" in result.failure
+
+
+def test_stop_purges_running_children_and_parents(double: NomadDouble, compiled: CompilerData) -> None:
+    r = Run(double, compiled)
+    _dispatch_nap(r, 30)
+    assert len(r.children()) == 1
+    r.close()  # asserts nothing is left
