@@ -21,7 +21,14 @@ from .hcl_format import format_hcl
 from .ir import Job
 
 _RUNTIME_REF = re.compile(r"\$\{(?:NOMAD_[A-Za-z0-9_]+|(?:device|attr|meta|node)(?:\.[A-Za-z0-9_-]+)+)\}")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# HCL string escapes; other control characters as \uNNNN (JSON's \b and \f are not HCL).
+_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x20), 0x7F]} | {
+    ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+# Heredoc values are rendered as placeholders and put back after formatting: the
+# formatter then never walks the (large, identical across jobs) embedded sources.
+_HEREDOCS: dict[str, int] = {}
+_HEREDOC_TEXTS: list[str] = []
+_PLACEHOLDER = re.compile("\x00heredoc(\\d+)\x00")
 
 
 def _escape_interpolation(text: str) -> str:
@@ -36,8 +43,10 @@ def _escape_interpolation(text: str) -> str:
 
 
 def hcl_string(text: str) -> str:
-    body = "".join(_ESCAPES.get(ch, ch if ch >= " " and ch != "\x7f" else f"\\u{ord(ch):04x}") for ch in text)
-    return f'"{_escape_interpolation(body)}"'
+    body = text.translate(_ESCAPES)
+    if "${" in body or "%{" in body:
+        body = _escape_interpolation(body)
+    return f'"{body}"'
 
 
 def hcl_value(value: Any) -> str:
@@ -52,12 +61,19 @@ def hcl_value(value: Any) -> str:
     raise TypeError(f"no HCL form for {type(value).__name__}")
 
 
-@functools.lru_cache(maxsize=32)  # every job of an app embeds the same source files
 def heredoc(text: str) -> str:
     """A heredoc whose marker appears on no line of ``text``; a quoted string when ``text``
     does not end with a newline (a heredoc's value always does)."""
     if not text.endswith("\n"):
         return hcl_string(text)
+    index = _HEREDOCS.get(text)
+    if index is None:
+        index = _HEREDOCS[text] = len(_HEREDOC_TEXTS)
+        _HEREDOC_TEXTS.append(_heredoc_text(text))
+    return f"\x00heredoc{index}\x00"
+
+
+def _heredoc_text(text: str) -> str:
     lines = {line.strip() for line in text.split("\n")}
     marker, n = "EOT", 0
     while marker in lines:
@@ -94,7 +110,8 @@ def _environment() -> jinja2.Environment:
 
 
 def emit_hcl(job: Job, template: str = "batch.nomad.hcl.j2") -> str:
-    return format_hcl(_environment().get_template(template).render(job=job))
+    text = format_hcl(_environment().get_template(template).render(job=job))
+    return _PLACEHOLDER.sub(lambda m: _HEREDOC_TEXTS[int(m.group(1))], text)
 
 
 def emit_many(jobs: Sequence[Job]) -> dict[str, str]:
