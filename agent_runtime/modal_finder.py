@@ -19,7 +19,7 @@ class ModalAlias:
     """A meta path finder and loader for the name ``modal`` only."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        return ModuleSpec(fullname, self) if fullname == "modal" else None
+        return ModuleSpec(fullname, self) if fullname == "modal" else None  # type: ignore[arg-type]
 
     def create_module(self, spec: ModuleSpec) -> ModuleType:
         from agent_runtime.sdk.binding import bind_modal

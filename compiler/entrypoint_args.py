@@ -51,7 +51,7 @@ def _click_type(name: str, annotation: Any, location: tuple[str, int]) -> Any:
                     hint="entrypoint parameters may be str, int, float, bool, datetime, or Literal[...] of str/int")
 
 
-class _IntChoice(click.ParamType):
+class _IntChoice(click.ParamType):  # type: ignore[type-arg]
     name = "choice"
 
     def __init__(self, choices: tuple[int, ...]):
@@ -86,7 +86,7 @@ def parse_entrypoint_args(f: Callable[..., Any], argv: list[str], *, prog: str,
         if len(params) > 1:
             raise UserError(f"{prog}: an entrypoint with *args may have no other parameters", location=location)
         return tuple(argv), {}
-    options = []
+    options: list[click.Parameter] = []
     for p in params:
         if p.kind in (p.VAR_KEYWORD, p.POSITIONAL_ONLY):
             raise UserError(f"{prog}: parameter `{p.name}` cannot be a command-line option", location=location)

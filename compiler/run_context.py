@@ -26,10 +26,12 @@ def _script_for(app: Any) -> LoadedScript:
     module_name = os.path.splitext(os.path.basename(script_path))[0]
     module = next((m for m in list(sys.modules.values())
                    if os.path.abspath(getattr(m, "__file__", "") or "") == script_path), None)
-    apps = {name: value for name, value in vars(module).items() if value is app} if module else {}
+    if module is None:
+        raise ModalcError(f"app.run(): the module that defines {app!r} ({script_path}) is not imported")
+    apps = {name: value for name, value in vars(module).items() if value is app}
     return LoadedScript(script_path=script_path, display_name=script_path, root=root, module_name=module_name,
                         module=module, apps=apps or {"app": app}, sources=_collect_sources(root, frozenset()),
-                        warnings=())  # type: ignore[arg-type]
+                        warnings=())
 
 
 @contextmanager

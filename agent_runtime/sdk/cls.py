@@ -77,7 +77,7 @@ class Obj:
             user_cls = self._cls.user_cls
             if user_cls is None:
                 raise InvalidError(f"{self._cls.tag} was looked up by name; it has no local body")
-            instance = user_cls.__new__(user_cls)
+            instance: Any = object.__new__(user_cls)
             for key, value in self._params.items():
                 setattr(instance, key, value)
             for name in self._cls.lifecycle("enter"):

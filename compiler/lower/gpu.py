@@ -105,14 +105,13 @@ def lower_gpu(gpu: Any, location: tuple[str, int]) -> tuple[Device, ...]:
     families = [FAMILIES[c.family] for c in parsed]
     if len(parsed) == 1:
         fam = families[0]
-        constraints = [] if not fam.pattern else [Constraint(attribute=MODEL, operator="regexp",
-                                                              value=_anchored(fam.pattern))]
+        single: list[Constraint] = [] if not fam.pattern else [
+            Constraint(attribute=MODEL, operator="regexp", value=_anchored(fam.pattern))]
         if fam.memory:
-            constraints.append(fam.memory)
-        affinities = [] if not fam.prefer else [Affinity(attribute=MODEL, operator="regexp",
-                                                          value=_anchored(fam.prefer), weight=50)]
-        return (Device(name="nvidia/gpu", count=count, constraints=tuple(constraints),
-                       affinities=tuple(affinities)),)
+            single.append(fam.memory)
+        prefer = () if not fam.prefer else (Affinity(attribute=MODEL, operator="regexp",
+                                                     value=_anchored(fam.prefer), weight=50),)
+        return (Device(name="nvidia/gpu", count=count, constraints=tuple(single), affinities=prefer),)
     if any(f.memory for f in families):
         raise UserError(f"gpu={list(choices)!r}: A100-40GB/A100-80GB cannot be part of a fallback list",
                         location=location,
@@ -122,7 +121,7 @@ def lower_gpu(gpu: Any, location: tuple[str, int]) -> tuple[Device, ...]:
         if c.family not in ordered:
             ordered.append(c.family)
     any_gpu = "ANY" in ordered
-    constraints = []
+    constraints: list[Constraint] = []
     if not any_gpu:
         union = "|".join(f"({FAMILIES[f].pattern})" for f in ordered)
         constraints.append(Constraint(attribute=MODEL, operator="regexp", value=f"^({union})$"))

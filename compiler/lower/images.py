@@ -34,10 +34,10 @@ def _args(step_args: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     return dict(step_args)
 
 
-def _python(version: Any, location: tuple[str, int]) -> str:
-    version = str(version) if version else None
-    if version is None:
+def _python(value: Any, location: tuple[str, int]) -> str:
+    if not value:
         raise UserError("internal: image has no Python version", location=location)
+    version = str(value)
     minor = ".".join(version.split(".")[:2])
     if minor not in SUPPORTED_PYTHONS:
         raise UserError(f"python_version={version!r} is not supported", location=location,
@@ -150,9 +150,9 @@ def _step(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
         if deps:
             recipe.lines.append(f"RUN python -m pip install --no-cache-dir {_quote_all(deps)}")
     elif kind == "apt_install":
-        packages = _quote_all(tuple(a.get("packages") or ()))
+        apt = _quote_all(tuple(a.get("packages") or ()))
         recipe.lines.append("RUN apt-get update && apt-get install -y --no-install-recommends "
-                            f"{packages} && rm -rf /var/lib/apt/lists/*")
+                            f"{apt} && rm -rf /var/lib/apt/lists/*")
     elif kind == "micromamba_install":
         channels = " ".join(f"-c {shlex.quote(c)}" for c in a.get("channels") or ())
         recipe.lines.append(f"RUN micromamba install -y -n base {channels} "
