@@ -225,6 +225,8 @@ class Invoker:
     def _chunks(self, fn: FunctionJob, n: int) -> list[range]:
         workers = self._limits[fn.tag]
         size = max(1, min(MAX_CHUNK, math.ceil(n / (workers * CHUNKS_PER_WORKER))))
+        # A backend whose dispatches cost HTTP requests sets a floor (Nomad: ~5 requests per dispatch).
+        size = max(size, min(getattr(self.backend, "min_chunk", 1), MAX_CHUNK))
         return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
     def _map(self, fn: FunctionJob, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]],

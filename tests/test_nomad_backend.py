@@ -122,8 +122,10 @@ def test_remote_map_and_generator(run: Run) -> None:
     before = len(run.double.requests)
     assert run.call("square", 7) == 49
     assert len(run.double.requests) - before <= 6
+    before = run.double.count_requests("POST", r"/dispatch$")
     assert list(run.invoker.map(Target(app_name=None, tag="square"), [(i,) for i in range(20)], {})) == [
         i * i for i in range(20)]
+    assert run.double.count_requests("POST", r"/dispatch$") - before == 1  # min_chunk: one dispatch
     assert list(run.invoker.call_generator(Target(app_name=None, tag="count"), (5,), {})) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="bad 3"):
         run.call("boom", 3)

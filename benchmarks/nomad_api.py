@@ -1,0 +1,122 @@
+"""HTTP requests and client CPU of the Nomad backend, against the Nomad test double.
+
+    python benchmarks/nomad_api.py [--calls 20] [--inputs 1000]
+
+The double runs in a separate process (its CPU is not counted); allocations
+are processes of the double. Requests are counted in this (the client)
+process by wrapping ``requests.Session.send``, so every HTTP request modalc
+makes is seen, streaming ones included. Goals: at most 6 requests per
+``.remote()``, at most 0.1 per ``.map`` input, at most 1 ms client CPU per
+``.map`` input (``time.process_time()`` of this process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent_runtime.sdk.functions import Target  # noqa: E402
+from compiler.backends.local import LogSink  # noqa: E402
+from compiler.backends.nomad import NomadBackend  # noqa: E402
+from compiler.backends.nomad_api import NomadSettings  # noqa: E402
+from compiler.client import Invoker  # noqa: E402
+from compiler.lower import BuildOptions  # noqa: E402
+from compiler.phases import CompilerData  # noqa: E402
+from compiler.refs import parse_import_ref  # noqa: E402
+
+APP = textwrap.dedent("""
+    import modal
+
+    app = modal.App("bench")
+
+    @app.function()
+    def inc(x: int) -> int:
+        return x + 1
+""")
+
+DOUBLE = textwrap.dedent("""
+    import sys
+    from tests.nomad_double import NomadDouble
+    d = NomadDouble(extra_env={"PATH": sys.argv[1], "PYTHONPATH": sys.argv[2]}).start()
+    print(d.address, flush=True)
+    sys.stdin.read()
+    d.stop()
+""")
+
+_count = 0
+_lock = threading.Lock()
+_send = requests.Session.send
+
+
+def _counting_send(self: requests.Session, request: requests.PreparedRequest, **kw: object) -> requests.Response:
+    global _count
+    with _lock:
+        _count += 1
+    return _send(self, request, **kw)  # type: ignore[arg-type]
+
+
+def requests_made() -> int:
+    with _lock:
+        return _count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--inputs", type=int, default=1000)
+    args = parser.parse_args()
+    requests.Session.send = _counting_send  # type: ignore[method-assign]
+    double = subprocess.Popen([sys.executable, "-c", DOUBLE, os.environ.get("PATH", ""), str(ROOT)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert double.stdout is not None and double.stdin is not None
+    address = double.stdout.readline().strip()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "bench_app.py"
+            script.write_text(APP)
+            data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"), skip_unsupported=True,
+                                select_ref=False)
+            backend = NomadBackend(NomadSettings.from_env({}, address=address), sink=LogSink(quiet=True))
+            backend.start(data.compiled, run_id=f"bench-{os.urandom(3).hex()}")
+            invoker = Invoker(backend, data.compiled, quiet=True)
+            target = Target(app_name=None, tag="inc")
+            try:
+                assert invoker.call(target, (1,), {}) == 2  # warm-up
+                per_call = []
+                t0 = time.perf_counter()
+                for i in range(args.calls):
+                    before = requests_made()
+                    assert invoker.call(target, (i,), {}) == i + 1
+                    per_call.append(requests_made() - before)
+                remote_wall = (time.perf_counter() - t0) / args.calls
+                before, cpu0, t0 = requests_made(), time.process_time(), time.perf_counter()
+                out = list(invoker.map(target, [(i,) for i in range(args.inputs)], {}))
+                cpu, wall, n_req = time.process_time() - cpu0, time.perf_counter() - t0, requests_made() - before
+                assert out == [i + 1 for i in range(args.inputs)]
+            finally:
+                invoker.close()
+                backend.stop()
+    finally:
+        double.stdin.close()
+        double.wait(timeout=30)
+    mean = sum(per_call) / len(per_call)
+    print(f".remote(): {mean:.2f} HTTP requests per call (max {max(per_call)}; goal <= 6), "
+          f"{remote_wall * 1000:.0f} ms wall per call")
+    print(f".map({args.inputs}): {n_req} HTTP requests = {n_req / args.inputs:.3f} per input (goal <= 0.1); "
+          f"client CPU {cpu * 1000 / args.inputs:.3f} ms per input (goal <= 1 ms); wall {wall:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
