@@ -64,7 +64,7 @@ def _counting_send(self: requests.Session, request: requests.PreparedRequest, **
     global _count
     with _lock:
         _count += 1
-    return _send(self, request, **kw)  # type: ignore[arg-type]
+    return _send(self, request, **kw)
 
 
 def requests_made() -> int:

@@ -93,14 +93,15 @@ class Invoker:
         """A function of another, deployed app (``Function.from_name``), looked up once through the backend."""
         key = f"{app_name}.{tag}"
         with self._lock:
-            fn = self.functions.get(key)
-        if fn is not None:
-            return fn
+            known = self.functions.get(key)
+        if known is not None:
+            return known
         lookup = getattr(self.backend, "lookup", None)
         if lookup is None:
             raise ExecutionError(f"calling {app_name}.{tag} of another app needs a deployed app "
                                  f"on Nomad; the {self.backend.name} backend only runs the current app")
         fn = lookup(app_name, tag)
+        assert isinstance(fn, FunctionJob)
         with self._lock:
             self.functions[fn.tag] = fn
             self._limits.setdefault(fn.tag, os.cpu_count() or 1)

@@ -213,7 +213,7 @@ def _follow(api: NomadAPI, alloc_id: str, tag: str, sink: LogSink) -> None:
         if buf:
             sink.line(tag, buf.decode("utf-8", "replace"), sys.stdout)
         err = api.logs(alloc_id, TASK_NAME, "stderr")
-        for line in err.decode("utf-8", "replace").splitlines():
-            sink.line(tag, line, sys.stderr)
+        for text in err.decode("utf-8", "replace").splitlines():
+            sink.line(tag, text, sys.stderr)
     except Exception as exc:  # a follower thread reports and ends
         sink.line(tag, f"(log stream ended: {exc})", sys.stderr)

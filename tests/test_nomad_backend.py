@@ -86,7 +86,7 @@ def double(tmp_path: Path) -> Iterator[NomadDouble]:
 class Run:
     def __init__(self, double: NomadDouble, data: CompilerData, **kw: object):
         self.double = double
-        settings = NomadSettings.from_env({}, address=double.address, token=kw.pop("token", None))  # type: ignore[arg-type]
+        settings = NomadSettings.from_env({}, address=double.address, token=kw.pop("token", None))
         self.backend = NomadBackend(settings, sink=LogSink(quiet=True), **kw)  # type: ignore[arg-type]
         self.backend.api.backoff = 0.01
         self.backend.start(data.compiled, run_id=f"nb-{os.urandom(3).hex()}")
@@ -216,3 +216,36 @@ def test_stop_purges_running_children_and_parents(double: NomadDouble, compiled:
     _dispatch_nap(r, 30)
     assert len(r.children()) == 1
     r.close()  # asserts nothing is left
+
+
+def test_rescheduled_allocation_is_followed_to_its_replacement(run: Run) -> None:
+    dispatch, first = _dispatch_nap(run, 1.5)
+    d = run.double
+
+    def reschedule() -> None:
+        with d._cond:
+            job = d.jobs[("default", dispatch.dispatch_id)]  # type: ignore[attr-defined]
+            replacement = d._place(job, job["TaskGroups"][0], 0, d.allocs[first]["EvalID"])
+            replacement["PreviousAllocation"] = first
+            d.allocs[first]["NextAllocation"] = replacement["ID"]
+        d.lose_allocation(first)
+
+    threading.Timer(0.3, reschedule).start()
+    result = run.backend.wait(dispatch)  # type: ignore[arg-type]
+    assert result is not None and result.result is not None and not result.failure
+
+
+def test_task_event_failures_are_explained() -> None:
+    from compiler.backends.nomad import explain_failure
+
+    def alloc(*events: dict[str, object]) -> dict[str, object]:
+        return {"ID": "abcdef0123", "ClientStatus": "failed",
+                "Job": {"TaskGroups": [{"Tasks": [{"Resources": {"MemoryMB": 256}}]}]},
+                "TaskStates": {"main": {"Events": list(events)}}}
+
+    oom = alloc({"Type": "Terminated", "ExitCode": 137, "Details": {"oom_killed": "true"}})
+    assert "OOM-killed: it used more than its memory limit of 256 MiB" in explain_failure(oom, gone=False)
+    driver = alloc({"Type": "Driver Failure", "DriverError": "image pull failed: not found"})
+    assert "failed to start: Driver Failure: image pull failed" in explain_failure(driver, gone=False)
+    crashed = alloc({"Type": "Terminated", "ExitCode": 1, "Signal": 0})
+    assert "exited with code 1 (the function raised" in explain_failure(crashed, gone=False)

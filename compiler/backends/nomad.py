@@ -172,8 +172,8 @@ class NomadBackend(Backend):
             except ModalcError as exc:
                 sys.stderr.write(f"warning: could not list the dispatched jobs of {parent}: {exc}\n")
         failed = purge_jobs(self.api, sorted(children)) + purge_jobs(self.api, parents)
-        for job_id, exc in failed:
-            sys.stderr.write(f"warning: could not stop job {job_id}: {exc}\n"
+        for job_id, error in failed:
+            sys.stderr.write(f"warning: could not stop job {job_id}: {error}\n"
                              f"  stop it with: nomad job stop -purge {job_id}\n")
 
     # -- calls ------------------------------------------------------------------
@@ -362,10 +362,11 @@ class NomadBackend(Backend):
             return data, False
         if call.status not in ("pending", "running", ""):
             return b"", True
-        # Nothing new: block on the allocation (returns at once when it changes) instead of polling.
-        full = self.api.allocation(alloc["ID"], index=call.index or None, wait="1s")
-        call.index = int(full.get("ModifyIndex") or 0)
-        call.status = full.get("ClientStatus", "")
+        # Nothing new: a blocking query on the child's allocations (returns when Nomad's state changes,
+        # else after 1 s: frames written meanwhile are read then) instead of a polling loop.
+        allocs, call.index = self.api.job_allocations(call.child, index=call.index or None, wait="1s")
+        mine = next((a for a in allocs if a["ID"] == alloc["ID"]), None)
+        call.status = mine.get("ClientStatus", "") if mine else "gone"
         return b"", call.status not in ("pending", "running")
 
 

@@ -101,7 +101,7 @@ def _go_duration_s(text: str | None, default: float) -> float:
     if not text:
         return default
     try:
-        return nomad_schema.parse_go_duration(text) / 1e9
+        return float(nomad_schema.parse_go_duration(text)) / 1e9
     except Exception:
         try:
             return float(text)
@@ -166,7 +166,7 @@ class NomadDouble:
                  extra_env: dict[str, str] | None = None, nodes_have_gpu: bool = False):
         if root_dir is None:
             import tempfile
-            self._tmp = tempfile.TemporaryDirectory(prefix="nomad-double-")
+            self._tmp: tempfile.TemporaryDirectory[str] | None = tempfile.TemporaryDirectory(prefix="nomad-double-")
             root_dir = self._tmp.name
         else:
             self._tmp = None
@@ -201,7 +201,7 @@ class NomadDouble:
     def address(self) -> str:
         assert self._server is not None, "NomadDouble not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> NomadDouble:
         double = self
@@ -399,7 +399,7 @@ class NomadDouble:
             eval_id = ""
             eval_idx = 0
             if self._runnable(job):
-                ev = self._evaluate(job, "job-register", place=changed)
+                ev = self._evaluate(job, "job-register", place=bool(changed))
                 eval_id, eval_idx = ev["ID"], ev["CreateIndex"]
             self._refresh_job(ns, job["ID"])
             return {"EvalID": eval_id, "EvalCreateIndex": eval_idx, "JobModifyIndex": job["JobModifyIndex"],
