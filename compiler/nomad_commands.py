@@ -95,9 +95,10 @@ def _ephemeral(job: dict[str, Any]) -> bool:
     return _meta(job).get("modalc_ephemeral") == "true"
 
 
-def app_jobs(api: NomadAPI, app_name: str | None = None, *, children: bool = False) -> list[dict[str, Any]]:
+def app_jobs(api: NomadAPI, app_name: str | None = None, *, children: bool = False,
+             jobs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Job stubs with ``modalc_app`` meta (parents; dispatched children too with ``children``)."""
-    jobs = api.jobs()
+    jobs = api.jobs() if jobs is None else jobs
     parents = {j["ID"]: j for j in jobs if not j.get("ParentID") and _meta(j).get("modalc_app")
                and (app_name is None or _meta(j)["modalc_app"] == app_name)}
     out = list(parents.values())
@@ -166,8 +167,10 @@ def app_logs(api: NomadAPI, app_name: str, echo: Echo, follow: bool = False) -> 
     seen: set[str] = set()
     sink = LogSink()
     threads: list[threading.Thread] = []
+    index: int | None = None
     while True:
-        jobs = app_jobs(api, app_name, children=True)
+        listed, new_index = api.jobs_index(index=index, wait="5m")
+        jobs = app_jobs(api, app_name, children=True, jobs=listed)
         if not jobs and not seen:
             raise UserError(f"no jobs of app {app_name!r} on Nomad", hint="modalc app list shows the apps")
         for job in sorted(jobs, key=lambda j: j.get("SubmitTime", 0)):
@@ -197,9 +200,8 @@ def app_logs(api: NomadAPI, app_name: str, echo: Echo, follow: bool = False) -> 
                         sink.line(tag, line, stream)
         if not follow:
             return
-        # Wait for a change anywhere in the app's jobs (blocking query on the job list).
-        _, index = api.job_allocations(jobs[0]["ID"]) if jobs else ([], 0)
-        api.job_allocations(jobs[0]["ID"], index=index, wait="30s") if jobs else time.sleep(1)
+        # Follow: the next pass starts with a blocking query on the job list (a new dispatch wakes it).
+        index = new_index
 
 
 def _follow(api: NomadAPI, alloc_id: str, tag: str, sink: LogSink) -> None:

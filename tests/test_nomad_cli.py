@@ -91,6 +91,21 @@ def test_detach_then_app_list_and_stop(double: NomadDouble, tmp_path: Path) -> N
     assert listed.returncode == 0 and "hello" in listed.stdout and "run hello-" in listed.stdout
     logs = modalc(double, tmp_path, "app", "logs", "hello")
     assert "[square] squaring 7" in logs.stdout
+    follower = subprocess.Popen([sys.executable, "-m", "compiler", "app", "logs", "hello", "-f"], cwd=ROOT,
+                                env=env_for(double, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        assert follower.stdout is not None
+        assert "[square]" in follower.stdout.readline()
+        time.sleep(0.3)
+        assert follower.poll() is None  # -f keeps following
+        follower.send_signal(signal.SIGINT)
+        follower.communicate(timeout=20)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 130
     run_id = result.stderr.split("--run ")[1].split()[0]
     stopped = modalc(double, tmp_path, "app", "stop", "hello", "--run", run_id)
     assert stopped.returncode == 0, stopped.stderr

@@ -219,10 +219,18 @@ class NomadAPI:
 
     def jobs(self, prefix: str = "", filter_: str | None = None) -> list[dict[str, Any]]:
         """GET /v1/jobs?prefix= (job stubs)."""
+        return self.jobs_index(prefix, filter_)[0]
+
+    def jobs_index(self, prefix: str = "", filter_: str | None = None, index: int | None = None,
+                   wait: str = "5m") -> tuple[list[dict[str, Any]], int]:
+        """GET /v1/jobs, blocking until the index passes ``index`` when given; (stubs, X-Nomad-Index)."""
         params: dict[str, Any] = {"prefix": prefix, "meta": "true"}  # stubs with Meta (Nomad >= 1.6)
         if filter_:
             params["filter"] = filter_
-        return _list(self._call(self._n.jobs, method="get", params=params, retry=True, what="list jobs"))
+        if index is not None:
+            params.update(index=index, wait=wait)
+        resp = self._call(self._n.jobs, method="get", params=params, retry=True, what="list jobs")
+        return _list(resp), int(resp.headers.get("X-Nomad-Index") or 0)
 
     def plan(self, job_id: str, job: Mapping[str, Any], diff: bool = True) -> dict[str, Any]:
         """POST /v1/job/<id>/plan (read-only, so retried)."""
