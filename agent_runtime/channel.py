@@ -15,7 +15,10 @@ import os
 import select
 import struct
 import time
-from collections.abc import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 READY = b"R"
 DONE = b"D"

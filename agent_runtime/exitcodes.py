@@ -8,5 +8,5 @@ from __future__ import annotations
 
 OK = 0  # every input succeeded
 USER_ERROR = 1  # the user's function raised (or its process crashed) for at least one input
-INFRA_ERROR = 3  # bad or mismatched call envelope, missing call file, the user's module failed to import
+INFRA_ERROR = 3  # bad usage, bad or mismatched call envelope, missing call file, the user's module failed to import
 TIMEOUT = 4  # at least one input ran past the function's timeout (after its retries)

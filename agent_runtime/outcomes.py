@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import pickle
-from types import TracebackType
-from typing import Any
 
 from .protocol import Outcome, dumps_value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
 _STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__))

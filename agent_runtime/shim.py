@@ -18,12 +18,14 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
-from types import FrameType
 
 from . import channel, exitcodes, outcomes
 from .args import Options
 from .protocol import RESULT_FILE, STREAM_FILE, ProtocolError, encode, frame_boundary, read_header
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
 
 _STACKS_WAIT_S = 0.5  # how long a timed-out worker gets to dump its stacks before SIGKILL
 _GRACE_S = 1.0  # how long a stopped task's worker gets to end on SIGTERM before SIGKILL
@@ -37,12 +39,18 @@ class Status(enum.Enum):
     FATAL = "fatal"  # an enter method raised: every remaining input fails with it
 
 
-@dataclass(slots=True)
 class Attempt:
-    status: Status
-    retryable: bool
-    summary: str
-    outcome: bytes  # a pickled protocol.Outcome
+    __slots__ = ("outcome", "retryable", "status", "summary")
+
+    def __init__(self, status: Status, retryable: bool, summary: str, outcome: bytes) -> None:
+        self.status = status
+        self.retryable = retryable
+        self.summary = summary
+        self.outcome = outcome  # a pickled protocol.Outcome
+
+    def __repr__(self) -> str:
+        return (f"Attempt(status={self.status!r}, retryable={self.retryable!r}, summary={self.summary!r}, "
+                f"outcome={self.outcome!r})")
 
 
 class _Worker:

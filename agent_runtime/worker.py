@@ -11,17 +11,21 @@ runs the ``@modal.exit()`` methods and ends the process.
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable
-from typing import Any
+from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
 from . import channel, outcomes
-from .args import Options
 from .protocol import Call, append_frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .args import Options
 
 
 class _Setup:
@@ -101,16 +105,16 @@ def _run_one(setup: _Setup, opts: Options, index: int, attempt: int) -> bytes:
     yielded = 0
     try:
         result = setup.fn(*args, **kwargs)
-        if inspect.iscoroutine(result):
+        if isinstance(result, CoroutineType):  # what inspect.iscoroutine checks, without inspect
             import asyncio
 
             result = asyncio.run(result)
-        if inspect.isgenerator(result):
+        if isinstance(result, GeneratorType):
             for item in result:
                 _append(stream, item)
                 yielded += 1
             result = yielded
-        elif inspect.isasyncgen(result):
+        elif isinstance(result, AsyncGeneratorType):
             import asyncio
 
             async def drain(agen: Any) -> int:

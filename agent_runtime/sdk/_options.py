@@ -7,10 +7,11 @@ validated by the compiler's lowering, which knows the Nomad side.
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from .exception import InvalidError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FUNCTION_KEYWORDS: frozenset[str] = frozenset(
     {
@@ -42,6 +43,8 @@ def check_keywords(
     for key, value in options.items():
         if key in DEPRECATED_KEYWORDS:
             new = DEPRECATED_KEYWORDS[key]
+            import warnings
+
             warnings.warn_explicit(
                 f"`{key}=` is deprecated in Modal 1.x; use `{new}=`",
                 DeprecationWarning,

@@ -8,7 +8,10 @@ allocation ``MODALC_IN_CONTAINER`` makes ``is_local()`` false.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 IMPORT_FAILURES: list[tuple[str, BaseException]] = []
 

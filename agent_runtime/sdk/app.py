@@ -7,12 +7,6 @@ nothing is validated against Nomad here.
 
 from __future__ import annotations
 
-import inspect
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from ._location import caller_location, definition_location
 from ._options import CLS_KEYWORDS, FUNCTION_KEYWORDS, check_keywords, reject_bare_decorator
 from .cls import Cls, make_cls
@@ -20,6 +14,12 @@ from .exception import InvalidError
 from .functions import Function
 from .image import Image
 from .partial import PartialFunction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+    from typing import Any
 
 
 class LocalEntrypoint:
@@ -97,13 +97,15 @@ class App:
                 f = f.raw_f
             if isinstance(f, Function):
                 raise InvalidError("@app.function() is applied twice", location=location)
-            if inspect.isclass(f):
+            if isinstance(f, type):  # inspect.isclass, without importing inspect
                 raise InvalidError("@app.function() decorates functions; use @app.cls() for a class",
                                    location=location)
             if not callable(f):
                 raise InvalidError("@app.function() must decorate a function", location=location)
             tag = checked.get("name") or f.__name__
             if tag in self.registered_functions or tag in self.registered_classes:
+                import warnings
+
                 warnings.warn_explicit(f"function {tag!r} is registered twice; the later one wins",
                                        UserWarning, location[0], location[1])
             fn = Function(app=self, tag=tag, raw_f=f, options=checked, location=location, web=web,
@@ -159,15 +161,20 @@ class App:
         self.registered_classes.update(other.registered_classes)
         return self
 
-    @contextmanager
     def run(self, *, detach: bool = False, interactive: bool = False,
-            environment_name: str | None = None, show_progress: bool | None = None) -> Iterator[App]:
+            environment_name: str | None = None, show_progress: bool | None = None) -> AbstractContextManager[App]:
         """Run this app ephemerally from the user's own script (``python script.py``)."""
+        from contextlib import contextmanager  # not at import: allocations import this module at start-up
+
         # Imported here: the compiler is a client-side package, never loaded in allocations.
         from compiler.run_context import run_app
 
-        with run_app(self, detach=detach):
-            yield self
+        @contextmanager
+        def running() -> Any:
+            with run_app(self, detach=detach):
+                yield self
+
+        return running()
 
     def deploy(self, *, name: str | None = None, environment_name: str | None = None) -> App:
         from compiler.run_context import deploy_app
@@ -184,6 +191,8 @@ class Stub(App):
 
     def __init__(self, *args: Any, **kwargs: Any):
         location = caller_location()
+        import warnings
+
         warnings.warn_explicit("modal.Stub is deprecated; use modal.App", DeprecationWarning,
                                location[0], location[1])
         super().__init__(*args, **kwargs)

@@ -8,15 +8,16 @@ the parameters travelling with each call.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Any
-
+from .._frozen import Frozen
 from ._location import caller_location
 from ._options import CLS_KEYWORDS, check_keywords
 from .exception import InvalidError
 from .functions import Target, _Invocable
 from .partial import PartialFunction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _MISSING = object()
 
@@ -33,11 +34,18 @@ def parameter(*, default: Any = _MISSING, init: bool = True) -> Any:
     return _Parameter(default, init)
 
 
-@dataclasses.dataclass(frozen=True)
-class ParameterSpec:
+class ParameterSpec(Frozen):
+    __slots__ = ("annotation", "default", "name")
+    _compared = ("name", "annotation", "default")
+
     name: str
     annotation: Any
-    default: Any = _MISSING
+    default: Any
+
+    def __init__(self, name: str, annotation: Any, default: Any = _MISSING) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "annotation", annotation)
+        object.__setattr__(self, "default", default)
 
     @property
     def required(self) -> bool:
@@ -115,6 +123,8 @@ class Cls:
         return self._app_name if self._app_name is not None else getattr(self.app, "name", None)
 
     def _inspect(self, user_cls: type) -> None:
+        import typing  # only classes need it
+
         try:
             hints = typing.get_type_hints(user_cls)
         except Exception:

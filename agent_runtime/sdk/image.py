@@ -8,18 +8,20 @@ against the user's script, not the working directory.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
+from .._frozen import Frozen
 from ._location import caller_location
 from .exception import InvalidError
 
-Step = tuple[str, tuple[tuple[str, Any], ...]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
+    from typing import Any
+
+    Step = tuple[str, tuple[tuple[str, Any], ...]]
 
 
 def _flatten(items: Sequence[Any]) -> tuple[str, ...]:
@@ -40,12 +42,18 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(Frozen):
     """A container image recipe: a base, then ordered steps."""
 
-    steps: tuple[Step, ...] = ()
-    base_dir: str = ""  # folder of the script that declared the base
+    __slots__ = ("base_dir", "steps")
+    _compared = ("steps", "base_dir")
+
+    steps: tuple[Step, ...]
+    base_dir: str  # folder of the script that declared the base
+
+    def __init__(self, steps: tuple[Step, ...] = (), base_dir: str = "") -> None:
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "base_dir", base_dir)
 
     # -- constructors -----------------------------------------------------
     @staticmethod
@@ -167,23 +175,41 @@ class Image:
         # Folders of the declaring files are left out: the key must not depend on
         # where the checkout lives.
         steps = [[kind, [a for a in args if a[0] != "dir"]] for kind, args in self.steps]
-        text = json.dumps(steps, sort_keys=True, default=repr)
         import hashlib  # lazily: allocations import this module at start-up
+        import json
+
+        text = json.dumps(steps, sort_keys=True, default=repr)
 
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    @contextmanager
-    def imports(self) -> Iterator[None]:
+    def imports(self) -> _ImportsGuard:
         """On the client, swallow import failures (remembered); inside this
         image's container, let them raise."""
+        return _ImportsGuard(self)
+
+
+class _ImportsGuard:
+    """The context manager ``Image.imports()`` returns (a class: contextlib is not free at start-up)."""
+
+    __slots__ = ("image",)
+
+    def __init__(self, image: Image) -> None:
+        self.image = image
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
         from . import _state
 
-        try:
-            yield
-        except Exception as exc:
-            if not _state.is_local() and os.environ.get("MODALC_IMAGE") == self.recipe_key:
-                raise
-            _state.IMPORT_FAILURES.append((self.recipe_key, exc))
+        key = self.image.recipe_key
+        if not _state.is_local() and os.environ.get("MODALC_IMAGE") == key:
+            return False
+        _state.IMPORT_FAILURES.append((key, exc))
+        return True
 
 
 def _caller_dir() -> str:

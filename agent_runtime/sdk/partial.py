@@ -8,11 +8,13 @@ stacked decorators merge their flags.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from ._location import caller_location
 from .exception import InvalidError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 class PartialFunction:

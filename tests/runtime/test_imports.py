@@ -9,6 +9,9 @@ import sys
 from runtime_harness import ROOT, Shim
 
 BANNED = ("compiler", "click", "jinja2", "requests", "nomad", "hcl2", "cloudpickle")
+# Standard-library modules that cost the start-up milliseconds and that the runtime does without
+# (dataclasses brings inspect, ast, dis and tokenize; argparse brings gettext and locale).
+HEAVY_STDLIB = ("dataclasses", "argparse", "inspect", "json", "asyncio", "gettext")
 # pickle probes for Jython's org.python.core (the import fails, but -X importtime lists it).
 ALLOWED = ("agent_runtime", "user", "org")
 
@@ -38,6 +41,7 @@ def test_a_plain_call_loads_only_the_stdlib_and_the_runtime(shim: Shim) -> None:
     assert "agent_runtime.shim" in loaded and "agent_runtime.sdk.functions" in loaded
     for name in loaded:
         assert name.split(".")[0] not in BANNED, name
+        assert name.split(".")[0] not in HEAVY_STDLIB, name
     baseline = _imported(["-c", "pass"], env)  # whatever site and .pth files load anyway
     foreign = {name for name in loaded - baseline
                if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] not in ALLOWED}
@@ -59,4 +63,13 @@ def test_help_loads_nothing_heavy() -> None:
     assert "--generator" in proc.stdout
     modules = eval(proc.stdout.strip().splitlines()[-1])
     assert not [m for m in modules if m.split(".")[0] in BANNED]
+    assert not [m for m in modules if m.split(".")[0] in HEAVY_STDLIB]
     assert "agent_runtime.sdk" not in modules  # the supervisor leaves the SDK to the worker
+
+
+def test_bad_usage_exits_3_with_the_usage() -> None:
+    proc = subprocess.run([sys.executable, "-m", "agent_runtime", "--code", "x", "--timeout", "soon"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("usage: python -m agent_runtime")
+    assert "error: argument --timeout: invalid float value: 'soon'" in proc.stderr
