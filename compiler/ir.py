@@ -160,10 +160,18 @@ class Job:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContextFile:
-    """A file copied into an image's build context: ``source`` on this machine, ``path`` in the context."""
+    """A file copied into an image's build context: ``source`` on this machine (or its bytes in
+    ``data``, for files modalc writes), ``path`` in the context."""
 
     source: str
     path: str
+    data: bytes | None = None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        with open(self.source, "rb") as fh:
+            return fh.read()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

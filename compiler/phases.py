@@ -1,19 +1,19 @@
 """The compiler pipeline, each phase computed once: load → graph → lower → emit.
 
 Runs on the client. ``CompilerData`` is the one object the commands work
-from; the outputs are a dict of file name → text built by the emitters.
+from; the outputs are a dict of file name → content built by the emitters (text
+for specs and Dockerfiles, bytes for the files of each image's build context).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 
 from .emit_hcl import emit_hcl
 from .emit_json import emit_json
 from .graph import AppGraph, build_graph
-from .ir import CompiledApp, FunctionJob
+from .ir import CompiledApp, FunctionJob, ImageBuild
 from .loader import LoadedScript, load
 from .lower import BuildOptions, lower_app
 from .refs import ImportRef, Runnable, choose_app, resolve_runnable
@@ -65,18 +65,30 @@ class CompilerData:
     def function(self, tag: str) -> FunctionJob | None:
         return next((f for f in self.compiled.functions if f.tag == tag), None)
 
-    def outputs(self, fmt: str = "hcl") -> dict[str, str]:
-        """File name (relative to the output folder) → content, for ``--format``."""
+    def outputs(self, fmt: str = "hcl") -> dict[str, str | bytes]:
+        """File name (relative to the output folder) → content, for ``--format``.
+
+        Specs and Dockerfiles are text; each image's build context (the files its
+        Dockerfile copies, beside it in ``images/<hash>/``) is bytes."""
         emitters: list[tuple[str, Callable[..., str]]] = []
         if fmt in ("hcl", "both"):
             emitters.append((HCL_SUFFIX, emit_hcl))
         if fmt in ("json", "both"):
             emitters.append((JSON_SUFFIX, emit_json))
-        out: dict[str, str] = {}
+        out: dict[str, str | bytes] = {}
         for fn in self.compiled.functions:
             for suffix, emit in emitters:
                 out[fn.job.id + suffix] = emit(fn.job)
             if fn.image is not None:
-                tag = fn.image.tag.rsplit(":", 1)[1]
-                out[os.path.join(IMAGES_DIR, tag, "Dockerfile")] = fn.image.dockerfile
+                folder = image_folder(fn.image)
+                if folder + "/Dockerfile" in out:
+                    continue  # an image shared by several functions
+                out[folder + "/Dockerfile"] = fn.image.dockerfile
+                for f in fn.image.context:
+                    out[f"{folder}/{f.path}"] = f.read()
         return dict(sorted(out.items()))
+
+
+def image_folder(image: ImageBuild) -> str:
+    """``images/<hash>``: an image's Dockerfile and build context, relative to the output folder."""
+    return f"{IMAGES_DIR}/{image.tag.rsplit(':', 1)[1]}"

@@ -33,14 +33,18 @@ EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES.glob("*.py"))
 FORBIDDEN = ("/work/", "/tmp/", "/home/", str(ROOT), sys.version.split()[0])
 
 
-def compile_script(path: Path, fmt: str = "both") -> dict[str, str]:
+def compile_script(path: Path, fmt: str = "both") -> dict[str, bytes]:
+    """The build's files as bytes, without the runtime's sources (they follow agent_runtime, not the app)."""
     data = CompilerData(parse_import_ref(str(path)), BuildOptions(default_python="3.11"))
-    return data.outputs(fmt)
+    return without_runtime({rel: v.encode() if isinstance(v, str) else v for rel, v in data.outputs(fmt).items()})
 
 
-def read_folder(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+def without_runtime(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {rel: v for rel, v in files.items() if "/modalc-runtime/" not in rel}
+
+
+def read_folder(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def golden_files(suffix: str) -> list[Path]:
@@ -79,15 +83,15 @@ def test_golden(name: str) -> None:
     folder = GOLDEN / name
     if UPDATE:
         shutil.rmtree(folder, ignore_errors=True)
-        for rel, text in outputs.items():
+        for rel, data in outputs.items():
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            (folder / rel).write_text(text, encoding="utf-8")
+            (folder / rel).write_bytes(data)
     current = read_folder(folder)
     assert sorted(current) == sorted(outputs), "file set differs; regenerate with MODALC_UPDATE_GOLDENS=1"
-    for rel, text in outputs.items():
-        assert current[rel] == text, f"{name}/{rel} is stale; regenerate with MODALC_UPDATE_GOLDENS=1"
+    for rel, data in outputs.items():
+        assert current[rel] == data, f"{name}/{rel} is stale; regenerate with MODALC_UPDATE_GOLDENS=1"
         for bad in FORBIDDEN:
-            assert bad not in text, f"{name}/{rel} contains the machine-specific {bad!r}"
+            assert bad.encode() not in data, f"{name}/{rel} contains the machine-specific {bad!r}"
 
 
 def test_no_stray_golden_folders() -> None:
@@ -140,14 +144,19 @@ def test_subprocess_build_from_other_cwd_matches_golden(tmp_path: Path) -> None:
         [sys.executable, "-m", "compiler", "build", str(EXAMPLES / "built_image.py"), "-o", str(out),
          "--format", "both"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert read_folder(out) == read_folder(GOLDEN / "built_image")
+    written = read_folder(out)
+    assert any("/modalc-runtime/agent_runtime/" in rel for rel in written)  # the build context is complete
+    assert without_runtime(written) == read_folder(GOLDEN / "built_image")
 
 
 def test_check_detects_stale_and_current(tmp_path: Path) -> None:
     folder = tmp_path / "deploy"
-    shutil.copytree(GOLDEN / "hello", folder)
     runner = CliRunner()
     args = ["build", str(EXAMPLES / "hello.py"), "-o", str(folder), "--format", "both", "--check"]
+    missing = runner.invoke(main, args)
+    assert missing.exit_code == 1 and "+++ b/images/" in missing.stdout
+    assert runner.invoke(main, args[:-1]).exit_code == 0
+    assert without_runtime(read_folder(folder)) == read_folder(GOLDEN / "hello")
     ok = runner.invoke(main, args)
     assert ok.exit_code == 0, ok.output
     spec = folder / "hello-square.nomad.hcl"
@@ -199,7 +208,7 @@ def test_escaping(tmp_path: Path) -> None:
     outputs = compile_script(script)
     (hcl_name,) = [n for n in outputs if n.endswith(".nomad.hcl")]
     path = tmp_path / hcl_name
-    path.write_text(outputs[hcl_name], encoding="utf-8")
+    path.write_bytes(outputs[hcl_name])
     if shutil.which("hclfmt") or os.environ.get("CI"):
         out = subprocess.run([require_hclfmt(), str(path)], capture_output=True, check=True)
         assert out.stdout == path.read_bytes()

@@ -78,7 +78,8 @@ class Image(Frozen):
     @staticmethod
     def from_dockerfile(path: str, *, context_dir: str | None = None, add_python: str | None = None,
                         force_build: bool = False, **kwargs: Any) -> Image:
-        return Image._base("from_dockerfile", path=str(path), context_dir=context_dir, add_python=add_python)
+        return Image._base("from_dockerfile", path=str(path), add_python=add_python,
+                           context_dir=None if context_dir is None else str(context_dir))
 
     @staticmethod
     def _base(kind: str, **args: Any) -> Image:
@@ -102,20 +103,31 @@ class Image(Frozen):
                        secrets: Sequence[Any] = (), gpu: Any = None) -> Image:
         return self._add("uv_pip_install", packages=_flatten(packages), requirements=_flatten(requirements or ()),
                          find_links=find_links, index_url=index_url, extra_index_url=extra_index_url,
-                         pre=pre, extra_options=extra_options)
+                         pre=pre, extra_options=extra_options, uv_version=uv_version, dir=_caller_dir())
 
-    def pip_install_from_requirements(self, requirements_txt: str, **kwargs: Any) -> Image:
-        return self._add("pip_install_from_requirements", path=str(requirements_txt), dir=_caller_dir())
+    def pip_install_from_requirements(self, requirements_txt: str, find_links: str | None = None, *,
+                                      index_url: str | None = None, extra_index_url: str | None = None,
+                                      pre: bool = False, extra_options: str = "", **kwargs: Any) -> Image:
+        return self._add("pip_install_from_requirements", path=str(requirements_txt), dir=_caller_dir(),
+                         find_links=find_links, index_url=index_url, extra_index_url=extra_index_url, pre=pre,
+                         extra_options=extra_options)
 
-    def pip_install_from_pyproject(self, pyproject_toml: str, **kwargs: Any) -> Image:
-        return self._add("pip_install_from_pyproject", path=str(pyproject_toml), dir=_caller_dir())
+    def pip_install_from_pyproject(self, pyproject_toml: str, optional_dependencies: Sequence[str] = (), *,
+                                   find_links: str | None = None, index_url: str | None = None,
+                                   extra_index_url: str | None = None, pre: bool = False,
+                                   extra_options: str = "", **kwargs: Any) -> Image:
+        return self._add("pip_install_from_pyproject", path=str(pyproject_toml), dir=_caller_dir(),
+                         optional_dependencies=_flatten(optional_dependencies), find_links=find_links,
+                         index_url=index_url, extra_index_url=extra_index_url, pre=pre, extra_options=extra_options)
 
     def apt_install(self, *packages: Any, force_build: bool = False, secrets: Sequence[Any] = (),
                     gpu: Any = None) -> Image:
         return self._add("apt_install", packages=_flatten(packages))
 
-    def micromamba_install(self, *packages: Any, channels: Sequence[str] = (), **kwargs: Any) -> Image:
-        return self._add("micromamba_install", packages=_flatten(packages), channels=_flatten(channels))
+    def micromamba_install(self, *packages: Any, spec_file: str | None = None, channels: Sequence[str] = (),
+                           **kwargs: Any) -> Image:
+        return self._add("micromamba_install", packages=_flatten(packages), channels=_flatten(channels),
+                         spec_file=None if spec_file is None else str(spec_file), dir=_caller_dir())
 
     def run_commands(self, *commands: Any, secrets: Sequence[Any] = (), gpu: Any = None,
                      force_build: bool = False) -> Image:
@@ -124,7 +136,9 @@ class Image(Frozen):
     def dockerfile_commands(self, *commands: Any, context_files: dict[str, str] | None = None,
                             secrets: Sequence[Any] = (), gpu: Any = None, context_dir: str | None = None,
                             force_build: bool = False) -> Image:
-        return self._add("dockerfile_commands", commands=_flatten(commands))
+        return self._add("dockerfile_commands", commands=_flatten(commands), dir=_caller_dir(),
+                         context_dir=None if context_dir is None else str(context_dir),
+                         context_files=_freeze({str(k): str(v) for k, v in (context_files or {}).items()}))
 
     def env(self, vars: dict[str, str]) -> Image:
         return self._add("env", vars=_freeze({str(k): str(v) for k, v in vars.items()}))
@@ -164,8 +178,11 @@ class Image(Frozen):
                      volumes: Any = None, timeout: int = 3600, args: Sequence[Any] = (),
                      kwargs: dict[str, Any] | None = None, **options: Any) -> Image:
         func = getattr(raw_f, "raw_f", raw_f)
+        # Only what a build step can honour is kept; the compiler refuses the rest by name.
         return self._add("run_function", module=getattr(func, "__module__", ""),
-                         qualname=getattr(func, "__qualname__", ""))
+                         qualname=getattr(func, "__qualname__", ""), timeout=timeout,
+                         with_args=bool(args or kwargs), with_secrets=bool(secrets), with_volumes=bool(volumes),
+                         with_gpu=gpu is not None)
 
     # -- identity and imports() ----------------------------------------------
     @property

@@ -1,22 +1,23 @@
-"""``modal.Image`` recipes → Dockerfiles named by their content.
+"""``modal.Image`` recipes → Dockerfiles and build contexts named by their content.
 
 Runs on the client. Each recipe becomes a Dockerfile plus the local files it
-copies (its build context); the image tag is a hash of both, so an unchanged
-image keeps its tag and a changed copied file changes it. modalc's runtime
-is added as the last layer of every built image. A bare
+copies (its build context, laid out as the Dockerfile's COPY lines expect);
+the image tag is a hash of both, so an unchanged image keeps its tag and a
+changed copied file changes it. modalc's runtime is installed into every
+built image: as the last layer, or before the first ``run_function`` step,
+which runs the function with the runtime during the build. A bare
 ``Image.from_registry(tag)`` is used by reference, unbuilt.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import base64
 import functools
 import hashlib
 import json
 import os
 import shlex
 import tomllib
-from collections.abc import Iterator
 from typing import Any
 
 import agent_runtime
@@ -24,10 +25,11 @@ from agent_runtime.sdk.image import Image
 
 from ..errors import UserError
 from ..ir import ContextFile, ImageBuild
+from ..loader import SourceFile
+from .docker_context import ContextRewriter, logical_lines, walk
 
 RUNTIME_CONTEXT_DIR = "modalc-runtime"
 SUPPORTED_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
-_SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules"}
 
 
 def _args(step_args: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
@@ -62,21 +64,29 @@ def _pip_flags(a: dict[str, Any]) -> list[str]:
     return flags
 
 
-def _walk(root: str, ignore: tuple[str, ...]) -> Iterator[str]:
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
-        for name in sorted(files):
-            rel = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
-            if not any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) for pat in ignore):
-                yield rel
+def _env_value(value: str, location: tuple[str, int]) -> str:
+    if "\n" in value or "\r" in value:
+        raise UserError("Image.env(): a value with a line break cannot be an ENV instruction", location=location)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def _run(command: str) -> str:
+    """A RUN instruction for one shell command; a multi-line one travels base64-encoded to ``sh``."""
+    if "\n" not in command.strip():
+        return f"RUN {command.strip()}"
+    encoded = base64.b64encode(command.encode()).decode()
+    return f"RUN echo {encoded} | base64 -d | sh"
 
 
 class _Recipe:
-    def __init__(self, location: tuple[str, int]):
+    def __init__(self, location: tuple[str, int], code: tuple[ContextFile, ...]):
         self.location = location
         self.lines: list[str] = []
         self.context: list[ContextFile] = []
-        self.python = "python"
+        self.code = code  # the user's script and sibling modules, for run_function
+        self.runtime_installed = False
+        self.code_copied = False
 
     def add_file(self, source: str, dest: str) -> None:
         self.context.append(ContextFile(source=source, path=dest))
@@ -85,8 +95,40 @@ class _Recipe:
         path = os.path.join(a.get("dir") or "", os.path.expanduser(str(a[key])))
         if not os.path.exists(path):
             raise UserError(f"{a[key]!r} does not exist (resolved against the script's folder: {path})",
-                            location=self.location, hint="paths in add_local_* are relative to the script")
+                            location=self.location, hint="local paths in an image recipe are relative to the script")
         return os.path.abspath(path)
+
+    def copy_in(self, source: str, dest: str) -> str:
+        """Add one local file to the context under ``files/``; return where the build sees it."""
+        self.add_file(source, dest)
+        self.lines.append(f"COPY {dest} /tmp/modalc/{dest}")
+        return f"/tmp/modalc/{dest}"
+
+    def install_runtime(self) -> None:
+        if self.runtime_installed:
+            return
+        self.runtime_installed = True
+        self.lines += [
+            "RUN python -m pip install --no-cache-dir 'cloudpickle>=3,<4'",
+            f"COPY {RUNTIME_CONTEXT_DIR}/ /opt/modalc-runtime/",
+            f"ENV PYTHONPATH=/root:/opt/modalc-runtime MODALC_RUNTIME_ABI={agent_runtime.RUNTIME_ABI}",
+        ]
+
+
+def _add_python(recipe: _Recipe, a: dict[str, Any]) -> None:
+    if a.get("add_python"):
+        py = _python(a["add_python"], recipe.location)
+        recipe.lines.append(f"COPY --from=python:{py}-slim-bookworm /usr/local/ /usr/local/")
+        recipe.lines.append("RUN ldconfig")
+
+
+def _user_dockerfile_lines(recipe: _Recipe, lines: list[str], a: dict[str, Any], default_dir: str,
+                           prefix: str) -> None:
+    context_dir = os.path.join(a.get("dir") or "", os.path.expanduser(a.get("context_dir") or default_dir))
+    rewriter = ContextRewriter(os.path.abspath(context_dir), prefix, recipe.add_file, recipe.location,
+                               context_files={k: os.path.join(a.get("dir") or "", v)
+                                              for k, v in a.get("context_files") or ()})
+    recipe.lines.extend(rewriter.rewrite(line) for line in lines)
 
 
 def _base(recipe: _Recipe, kind: str, a: dict[str, Any], default_python: str) -> None:
@@ -96,10 +138,7 @@ def _base(recipe: _Recipe, kind: str, a: dict[str, Any], default_python: str) ->
     elif kind == "from_registry":
         recipe.lines.append(f"FROM {a['tag']}")
         recipe.lines.extend(a.get("setup_dockerfile_commands") or ())
-        if a.get("add_python"):
-            py = _python(a["add_python"], loc)
-            recipe.lines.append(f"COPY --from=python:{py}-slim-bookworm /usr/local/ /usr/local/")
-            recipe.lines.append("RUN ldconfig")
+        _add_python(recipe, a)
     elif kind == "micromamba":
         py = _python(a.get("python_version") or default_python, loc)
         recipe.lines.append("FROM mambaorg/micromamba:2.0.5")
@@ -107,81 +146,71 @@ def _base(recipe: _Recipe, kind: str, a: dict[str, Any], default_python: str) ->
         recipe.lines.append(f"RUN micromamba install -y -n base -c conda-forge python={py} && micromamba clean -a -y")
         recipe.lines.append("ENV PATH=/opt/conda/bin:$PATH")
     elif kind == "from_dockerfile":
-        path = recipe.local_path({**a, "dir": a.get("dir") or ""}, "path")
+        path = recipe.local_path(a, "path")
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-        if any(line.strip().upper().startswith(("COPY", "ADD")) for line in text.splitlines()):
-            raise UserError("Image.from_dockerfile with COPY/ADD is not supported yet", location=loc,
-                            hint="copy files with .add_local_dir()/.add_local_file() after the Dockerfile")
-        recipe.lines.extend(line for line in text.splitlines() if line.strip())
-        if a.get("add_python"):
-            py = _python(a["add_python"], loc)
-            recipe.lines.append(f"COPY --from=python:{py}-slim-bookworm /usr/local/ /usr/local/")
+            lines = logical_lines(fh.read())
+        if not any(line.split(None, 1)[0].upper() == "FROM" for line in lines):
+            raise UserError(f"{a['path']}: the Dockerfile has no FROM line", location=loc)
+        # COPY/ADD paths are relative to context_dir (default: the script's folder).
+        _user_dockerfile_lines(recipe, lines, a, ".", "files/0")
+        _add_python(recipe, a)
     else:  # pragma: no cover - the SDK only makes the kinds above
         raise UserError(f"unknown image base {kind!r}", location=loc)
 
 
-def _step(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
-    loc = recipe.location
-    if kind in ("pip_install", "uv_pip_install"):
-        packages = tuple(a.get("packages") or ())
-        reqs = tuple(a.get("requirements") or ())
-        for n, req in enumerate(reqs):
-            dest = f"files/{index}/requirements-{n}.txt"
-            recipe.add_file(recipe.local_path({"local_path": req, "dir": a.get("dir", "")}), dest)
-            recipe.lines.append(f"COPY {dest} /tmp/modalc/{dest}")
-        if not packages and not reqs:
-            return
-        targets = [_quote_all(packages)] if packages else []
-        targets += [f"-r /tmp/modalc/files/{index}/requirements-{n}.txt" for n in range(len(reqs))]
-        flags = " ".join(_pip_flags(a) + targets)
-        if kind == "uv_pip_install":
-            recipe.lines.append(f"RUN python -m pip install --no-cache-dir uv && python -m uv pip install --system {flags}")
-        else:
-            recipe.lines.append(f"RUN python -m pip install --no-cache-dir {flags}")
-    elif kind == "pip_install_from_requirements":
-        dest = f"files/{index}/requirements.txt"
-        recipe.add_file(recipe.local_path(a, "path"), dest)
-        recipe.lines.append(f"COPY {dest} /tmp/modalc/{dest}")
-        recipe.lines.append(f"RUN python -m pip install --no-cache-dir -r /tmp/modalc/{dest}")
-    elif kind == "pip_install_from_pyproject":
-        with open(recipe.local_path(a, "path"), "rb") as fh:
-            deps = tuple(tomllib.load(fh).get("project", {}).get("dependencies", []))
-        if deps:
-            recipe.lines.append(f"RUN python -m pip install --no-cache-dir {_quote_all(deps)}")
-    elif kind == "apt_install":
-        apt = _quote_all(tuple(a.get("packages") or ()))
-        recipe.lines.append("RUN apt-get update && apt-get install -y --no-install-recommends "
-                            f"{apt} && rm -rf /var/lib/apt/lists/*")
-    elif kind == "micromamba_install":
-        channels = " ".join(f"-c {shlex.quote(c)}" for c in a.get("channels") or ())
-        recipe.lines.append(f"RUN micromamba install -y -n base {channels} "
-                            f"{_quote_all(tuple(a.get('packages') or ()))} && micromamba clean -a -y")
-    elif kind == "run_commands":
-        recipe.lines.extend(f"RUN {c}" for c in a.get("commands") or ())
-    elif kind == "dockerfile_commands":
-        recipe.lines.extend(a.get("commands") or ())
-    elif kind == "env":
-        recipe.lines.extend(f"ENV {k}={json.dumps(v)}" for k, v in a.get("vars") or ())
-    elif kind == "workdir":
-        recipe.lines.append(f"WORKDIR {a['path']}")
-    elif kind in ("entrypoint", "cmd", "shell"):
-        recipe.lines.append(f"{kind.upper()} {json.dumps(list(a.get('commands') or ()))}")
-    elif kind == "add_local_file":
+def _pip(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
+    packages = tuple(a.get("packages") or ())
+    targets = [_quote_all(packages)] if packages else []
+    for n, req in enumerate(a.get("requirements") or ()):
+        dest = recipe.copy_in(recipe.local_path({"local_path": req, "dir": a.get("dir")}),
+                              f"files/{index}/requirements-{n}.txt")
+        targets.append(f"-r {dest}")
+    if not targets:
+        return
+    flags = " ".join(_pip_flags(a) + targets)
+    if kind == "uv_pip_install":
+        uv = f"uv=={a['uv_version']}" if a.get("uv_version") else "uv"
+        recipe.lines.append(f"RUN python -m pip install --no-cache-dir {shlex.quote(uv)} && "
+                            f"python -m uv pip install --system --no-cache {flags}")
+    else:
+        recipe.lines.append(f"RUN python -m pip install --no-cache-dir {flags}")
+
+
+def _pyproject(recipe: _Recipe, a: dict[str, Any]) -> None:
+    path = recipe.local_path(a, "path")
+    try:
+        with open(path, "rb") as fh:
+            project = tomllib.load(fh).get("project", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{a['path']}: not valid TOML: {exc}", location=recipe.location) from None
+    deps = list(project.get("dependencies", []))
+    optional = project.get("optional-dependencies", {})
+    for group in a.get("optional_dependencies") or ():
+        if group not in optional:
+            raise UserError(f"{a['path']}: no optional dependency group {group!r}", location=recipe.location,
+                            hint="groups: " + (", ".join(sorted(optional)) or "none"))
+        deps += optional[group]
+    if deps:
+        flags = " ".join([*_pip_flags(a), _quote_all(tuple(deps))])
+        recipe.lines.append(f"RUN python -m pip install --no-cache-dir {flags}")
+
+
+def _add_local(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
+    if kind == "add_local_file":
         source = recipe.local_path(a)
         dest = f"files/{index}/{os.path.basename(source)}"
         recipe.add_file(source, dest)
         recipe.lines.append(f"COPY {dest} {a['remote_path']}")
     elif kind == "add_local_dir":
         source = recipe.local_path(a)
-        for rel in _walk(source, tuple(a.get("ignore") or ())):
+        for rel in walk(source, tuple(a.get("ignore") or ())):
             recipe.add_file(os.path.join(source, rel), f"files/{index}/{rel}")
         recipe.lines.append(f"COPY files/{index}/ {a['remote_path'].rstrip('/')}/")
-    elif kind == "add_local_python_source":
+    else:  # add_local_python_source
         for module in a.get("modules") or ():
             base = os.path.join(a.get("dir") or "", *module.split("."))
             if os.path.isdir(base):
-                for rel in _walk(base, ("*.pyc",)):
+                for rel in walk(base, ("*.pyc",)):
                     recipe.add_file(os.path.join(base, rel), f"files/{index}/{module}/{rel}")
                 recipe.lines.append(f"COPY files/{index}/{module}/ /root/{module.replace('.', '/')}/")
             elif os.path.isfile(base + ".py"):
@@ -189,50 +218,106 @@ def _step(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
                 recipe.lines.append(f"COPY files/{index}/{module}.py /root/{module.replace('.', '/')}.py")
             else:
                 raise UserError(f"add_local_python_source: no module {module!r} next to the script",
-                                location=loc, hint="name a module or package in the script's folder")
+                                location=recipe.location, hint="name a module or package in the script's folder")
+
+
+def _run_function(recipe: _Recipe, index: int, a: dict[str, Any]) -> None:
+    loc = recipe.location
+    for key, what in (("with_args", "args=/kwargs="), ("with_secrets", "secrets="), ("with_volumes", "volumes="),
+                      ("with_gpu", "gpu=")):
+        if a.get(key):
+            raise UserError(f"Image.run_function(..., {what}) is not supported by modalc", location=loc,
+                            hint="the build step runs the function once, with no arguments, on the builder")
+    module, qualname = str(a.get("module") or ""), str(a.get("qualname") or "")
+    if not module or not qualname or "<locals>" in qualname or module == "__main__":
+        raise UserError(f"Image.run_function({qualname or '?'}): the function must be defined at the top level "
+                        "of an importable module", location=loc)
+    recipe.install_runtime()
+    if not recipe.code_copied:
+        recipe.code_copied = True
+        recipe.context.extend(recipe.code)
+        recipe.lines.append("COPY code/ /modalc/build-code/")
+    timeout = a.get("timeout") or 3600
+    recipe.lines.append(
+        "RUN MODALC_IN_CONTAINER=1 PYTHONUNBUFFERED=1 python -m agent_runtime --code /modalc/build-code "
+        f"--module {shlex.quote(module)} --qualname {shlex.quote(qualname)} --result-dir /tmp/modalc-build/{index} "
+        f"--timeout {int(timeout)} --no-input && rm -rf /tmp/modalc-build")
+
+
+def _step(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
+    if kind in ("pip_install", "uv_pip_install"):
+        _pip(recipe, index, kind, a)
+    elif kind == "pip_install_from_requirements":
+        dest = recipe.copy_in(recipe.local_path(a, "path"), f"files/{index}/requirements.txt")
+        recipe.lines.append(f"RUN python -m pip install --no-cache-dir {' '.join([*_pip_flags(a), '-r', dest])}")
+    elif kind == "pip_install_from_pyproject":
+        _pyproject(recipe, a)
+    elif kind == "apt_install":
+        if a.get("packages"):
+            recipe.lines.append("RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                                f"--no-install-recommends {_quote_all(tuple(a['packages']))} "
+                                "&& rm -rf /var/lib/apt/lists/*")
+    elif kind == "micromamba_install":
+        targets = [_quote_all(tuple(a.get("packages") or ()))] if a.get("packages") else []
+        if a.get("spec_file"):
+            source = recipe.local_path(a, "spec_file")
+            targets.append("-f " + recipe.copy_in(source, f"files/{index}/{os.path.basename(source)}"))
+        if targets:
+            channels = [f"-c {shlex.quote(c)}" for c in a.get("channels") or ()]
+            recipe.lines.append(f"RUN micromamba install -y -n base {' '.join(channels + targets)} "
+                                "&& micromamba clean -a -y")
+    elif kind == "run_commands":
+        recipe.lines.extend(_run(c) for c in a.get("commands") or ())
+    elif kind == "dockerfile_commands":
+        lines = logical_lines("\n".join(a.get("commands") or ()))
+        _user_dockerfile_lines(recipe, lines, a, ".", f"files/{index}")
+    elif kind == "env":
+        recipe.lines.extend(f"ENV {k}={_env_value(str(v), recipe.location)}" for k, v in a.get("vars") or ())
+    elif kind == "workdir":
+        recipe.lines.append(f"WORKDIR {a['path']}")
+    elif kind in ("entrypoint", "cmd", "shell"):
+        recipe.lines.append(f"{kind.upper()} {json.dumps(list(a.get('commands') or ()))}")
+    elif kind in ("add_local_file", "add_local_dir", "add_local_python_source"):
+        _add_local(recipe, index, kind, a)
     elif kind == "run_function":
-        raise UserError("Image.run_function() is not supported by modalc build yet", location=loc,
-                        hint="run the setup with .run_commands(...) instead")
+        _run_function(recipe, index, a)
     else:  # pragma: no cover
-        raise UserError(f"unknown image step {kind!r}", location=loc)
+        raise UserError(f"unknown image step {kind!r}", location=recipe.location)
 
 
 @functools.cache
-def _runtime_files() -> tuple[ContextFile, ...]:
-    # The same for every image of a build: walk the runtime's folder once per process.
+def runtime_files() -> tuple[ContextFile, ...]:
+    """The runtime's sources in every context (walked once per process; never part of the tag)."""
     root = os.path.dirname(os.path.abspath(agent_runtime.__file__))
     return tuple(ContextFile(source=os.path.join(root, rel), path=f"{RUNTIME_CONTEXT_DIR}/agent_runtime/{rel}")
-            for rel in _walk(root, ("*.pyc",)) if rel.endswith(".py"))
+                 for rel in walk(root, ("*.pyc",)) if rel.endswith(".py"))
 
 
-def _file_digest(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
+def lower_image(image: Image, *, registry: str | None, default_python: str, location: tuple[str, int],
+                sources: tuple[SourceFile, ...] = ()) -> tuple[str, ImageBuild | None]:
+    """Return (the image reference for the task, the build if one is needed).
 
-
-def lower_image(image: Image, *, registry: str | None, default_python: str,
-                location: tuple[str, int]) -> tuple[str, ImageBuild | None]:
-    """Return (the image reference for the task, the build if one is needed)."""
+    ``sources`` (the user's script and sibling modules) go into the context as ``code/<path>``
+    only when a ``run_function`` step needs them.
+    """
     (base_kind, base_args), *steps = image.steps
     a = _args(base_args)
     if base_kind == "from_registry" and not steps and not a.get("add_python") and not a.get(
             "setup_dockerfile_commands"):
         return str(a["tag"]), None
-    recipe = _Recipe(location)
+    code = tuple(ContextFile(source=s.path, path=f"code/{s.path}", data=s.text.encode()) for s in sources)
+    recipe = _Recipe(location, code)
     _base(recipe, base_kind, a | {"dir": image.base_dir}, default_python)
     for index, (kind, step_args) in enumerate(steps, start=1):
         _step(recipe, index, kind, _args(step_args))
-    recipe.lines += [
-        "RUN python -m pip install --no-cache-dir 'cloudpickle>=3,<4'",
-        f"COPY {RUNTIME_CONTEXT_DIR}/ /opt/modalc-runtime/",
-        f"ENV PYTHONPATH=/root:/opt/modalc-runtime MODALC_RUNTIME_ABI={agent_runtime.RUNTIME_ABI}",
-    ]
+    recipe.install_runtime()
     dockerfile = "\n".join(recipe.lines) + "\n"
+    context = sorted({c.path: c for c in recipe.context}.values(), key=lambda c: c.path)
     digest = hashlib.sha256(dockerfile.encode())
-    for f in sorted(recipe.context, key=lambda c: c.path):
-        digest.update(f"\0{f.path}\0{_file_digest(f.source)}".encode())
-    tag = digest.hexdigest()[:16]
+    for f in context:
+        # The runtime is covered by its ABI (in the Dockerfile), not its source.
+        digest.update(f"\0{f.path}\0{hashlib.sha256(f.read()).hexdigest()}".encode())
     name = f"{registry.rstrip('/')}/modalc" if registry else "modalc"
-    build = ImageBuild(tag=f"{name}:{tag}", dockerfile=dockerfile,
-                       context=tuple(sorted(recipe.context, key=lambda c: c.path)) + _runtime_files())
+    build = ImageBuild(tag=f"{name}:{digest.hexdigest()[:16]}", dockerfile=dockerfile,
+                       context=tuple(context) + runtime_files())
     return build.tag, build

@@ -160,7 +160,7 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
     build = None
     if opts.driver is Driver.DOCKER:
         image_ref, build = lower_image(node.image, registry=opts.image_registry,
-                                       default_python=opts.default_python, location=loc)
+                                       default_python=opts.default_python, location=loc, sources=graph.sources)
     args = ["-m", "agent_runtime", "--code", f"${{NOMAD_TASK_DIR}}/{CODE_DIR}", "--module", node.module,
             "--qualname", node.qualname, "--result-dir", RESULT_DIR, "--timeout", str(timeout)]
     args += list(retries.args())

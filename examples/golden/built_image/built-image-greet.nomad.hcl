@@ -31,7 +31,7 @@ job "built-image-greet" {
       kill_timeout = "10s"
 
       config {
-        image   = "modalc:8011e027160e522c"
+        image   = "modalc:84cc120ac7ea0cc7"
         command = "python"
         args    = ["-m", "agent_runtime", "--code", "${NOMAD_TASK_DIR}/code", "--module", "built_image", "--qualname", "greet", "--result-dir", "${NOMAD_ALLOC_DIR}/data", "--timeout", "300", "--call", "${NOMAD_TASK_DIR}/call.pkl"]
       }
