@@ -69,8 +69,9 @@ def measure(runs: int = 21) -> tuple[tuple[float, float], tuple[float, float]]:
         return _median_s(bare, env, runs), _median_s(shim, env, runs)
 
 
-def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
+def main(runs: int | None = None) -> None:
+    if runs is None:
+        runs = int(sys.argv[1]) if len(sys.argv) > 1 else 21
     (bare, bare_cpu), (shim, shim_cpu) = measure(runs)
     extra_ms = (shim - bare) * 1000
     verdict = "within" if extra_ms <= GOAL_MS else "OVER"

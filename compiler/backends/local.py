@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -59,16 +60,119 @@ class _Alloc:
     alloc_dir: str
     task_dir: str
     process: subprocess.Popen[bytes]
-    pumps: list[threading.Thread] = field(default_factory=list)
+    logs_done: threading.Event = field(default_factory=threading.Event)  # both pipes drained
 
 
-def _pump(pipe: IO[bytes], log_path: str, prefix: str, sink: LogSink, stream: IO[str]) -> None:
-    with open(log_path, "ab") as log:
-        for raw in iter(pipe.readline, b""):
-            log.write(raw)
-            log.flush()
-            sink.line(prefix, raw.decode("utf-8", "replace"), stream)
-    pipe.close()
+class _Output:
+    """One pipe of an allocation being copied to its log file and the sink, line by line."""
+
+    def __init__(self, pipe: IO[bytes], log_path: str, prefix: str, stream: IO[str], alloc: _Alloc,
+                 open_pipes: list[int]):
+        self.pipe = pipe
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed when the pipe ends
+        self.prefix = prefix
+        self.stream = stream
+        self.alloc = alloc
+        self.open_pipes = open_pipes  # shared by the allocation's two pipes: [how many are still open]
+        self.partial = b""
+
+
+class _LogPump:
+    """Copies the output of every allocation of a backend in one long-lived thread.
+
+    A thread per pipe cost each dispatch two thread starts (a few ms each on a
+    busy machine, on the path of every ``.remote()``); this one starts once.
+    """
+
+    def __init__(self, sink: LogSink):
+        self.sink = sink
+        self._lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._released = False
+
+    def add(self, alloc: _Alloc, pipes: list[tuple[IO[bytes], str, IO[str]]], prefix: str) -> None:
+        open_pipes = [len(pipes)]
+        with self._lock:
+            if self._released:  # a dispatch that raced with stop(): its output is still copied
+                self._open()
+            self._closing = False
+            for pipe, log_path, stream in pipes:
+                self.selector.register(pipe, selectors.EVENT_READ, _Output(pipe, log_path, prefix, stream, alloc,
+                                                                           open_pipes))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="modalc-local-logs", daemon=True)
+                self._thread.start()
+            os.write(self._wake_w, b"x")  # a selector that is not epoll may not see fds added while it waits
+
+    def close(self) -> None:
+        """End the thread once the pipes it still copies have ended (at once when there are none)."""
+        with self._lock:
+            if self._released:
+                return
+            self._closing = True
+            if self._thread is None:
+                self._release()
+            else:
+                os.write(self._wake_w, b"x")
+
+    def _release(self) -> None:  # with the lock held
+        self._released = True
+        self.selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self.selector.select():
+                if key.data is None:
+                    os.read(self._wake_r, 4096)
+                    continue
+                out: _Output = key.data
+                try:
+                    data = os.read(key.fd, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    self._copy(out, data)
+                else:
+                    self._close(out)
+            with self._lock:
+                if self._closing and len(self.selector.get_map()) == 1:  # only the wake-up pipe is left
+                    self._release()
+                    return
+
+    def _copy(self, out: _Output, data: bytes) -> None:
+        try:
+            out.log.write(data)
+            out.log.flush()
+            lines = (out.partial + data).split(b"\n")
+            out.partial = lines.pop()
+            for raw in lines:
+                self.sink.line(out.prefix, (raw + b"\n").decode("utf-8", "replace"), out.stream)
+        except Exception:  # a closed terminal stream or a full disk must not stop the other allocations' logs
+            out.partial = b""
+
+    def _close(self, out: _Output) -> None:
+        with self._lock:
+            self.selector.unregister(out.pipe)
+        try:
+            if out.partial:
+                self.sink.line(out.prefix, out.partial.decode("utf-8", "replace"), out.stream)
+        except Exception:
+            pass
+        finally:
+            out.log.close()
+            out.pipe.close()
+            out.open_pipes[0] -= 1
+            if not out.open_pipes[0]:
+                out.alloc.logs_done.set()
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
@@ -102,6 +206,7 @@ class LocalBackend(Backend):
         self._lock = threading.Lock()
         self._links: list[str] = []
         self._stopped = False
+        self._pump = _LogPump(self.sink)
 
     # -- lifecycle --------------------------------------------------------------
     def start(self, app: CompiledApp, *, run_id: str) -> None:
@@ -147,8 +252,8 @@ class LocalBackend(Backend):
         for alloc in allocs:
             self._kill(alloc)
         for alloc in allocs:
-            for pump in alloc.pumps:
-                pump.join(timeout=5)
+            alloc.logs_done.wait(timeout=5)
+        self._pump.close()
         for link in self._links:
             try:
                 os.unlink(link)
@@ -189,12 +294,9 @@ class LocalBackend(Backend):
         dispatch = Dispatch(function=fn.tag, dispatch_id=alloc_id, call_id=call_id)
         alloc = _Alloc(dispatch=dispatch, alloc_dir=alloc_dir, task_dir=task_dir, process=process)
         logs = os.path.join(alloc_dir, "alloc", "logs")
-        for pipe, kind, stream in ((process.stdout, "stdout", sys.stdout), (process.stderr, "stderr", sys.stderr)):
-            assert pipe is not None
-            pump = threading.Thread(target=_pump, args=(pipe, os.path.join(logs, f"{task.name}.{kind}.0"), fn.tag,
-                                                        self.sink, stream), daemon=True)
-            pump.start()
-            alloc.pumps.append(pump)
+        assert process.stdout is not None and process.stderr is not None
+        self._pump.add(alloc, [(process.stdout, os.path.join(logs, f"{task.name}.stdout.0"), sys.stdout),
+                               (process.stderr, os.path.join(logs, f"{task.name}.stderr.0"), sys.stderr)], fn.tag)
         with self._lock:
             self._allocs[alloc_id] = alloc
         return dispatch
@@ -242,8 +344,7 @@ class LocalBackend(Backend):
             code = alloc.process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
-        for pump in alloc.pumps:
-            pump.join()
+        alloc.logs_done.wait()
         result_path = os.path.join(alloc.alloc_dir, "alloc", "data", RESULT_FILE)
         result = None
         if os.path.exists(result_path):
