@@ -52,12 +52,23 @@ def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_options(driver: str, image_registry: str | None, datacenters: tuple[str, ...], namespace: str | None,
-                  region: str | None, node_pool: str | None, mode: str) -> BuildOptions:
+                  region: str | None, node_pool: str | None, mode: str, volume_type: str = "host") -> BuildOptions:
     return BuildOptions(
         driver=Driver(driver), image_registry=image_registry, datacenters=tuple(datacenters) or ("*",),
         namespace=namespace, region=region, node_pool=node_pool, mode=mode,
-        default_python=f"{sys.version_info.major}.{sys.version_info.minor}",
+        default_python=f"{sys.version_info.major}.{sys.version_info.minor}", volume_type=volume_type,
     )
+
+
+def volume_type_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--volume-type", type=click.Choice(["host", "csi"]), default="host", show_default=True,
+                        help="Nomad volume type of modal.Volume mounts (host: static or dynamic host volumes).")(f)
+
+
+def volume_plugin_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--volume-plugin", metavar="P",
+                        help="Plugin that creates create_if_missing volumes on Nomad (host: default mkdir; "
+                        "csi: required).")(f)
 
 
 def connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,10 +115,12 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["hcl", "json", "both"]), default="hcl", show_default=True)
 @click.option("--check", is_flag=True, help="Exit 1 with a diff when DIR is not what build would write.")
 @click.option("--name", help="App name (default: the App's name, else the script's).")
+@click.option("--acl-policy", is_flag=True, help="Also write <app>.policy.hcl: the ACL policy to read its secrets.")
 @placement_options
+@volume_type_option
 @handle_errors
 def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: bool, name: str | None,
-          **placement: Any) -> None:
+          acl_policy: bool, **placement: Any) -> None:
     """Emit canonical Nomad job specs for SCRIPT[::REF]."""
     from .build import check_outputs, write_outputs
     from .phases import CompilerData
@@ -119,11 +132,20 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
     show_notes(data.script.warnings)
     outputs = data.outputs(fmt)
     show_notes(data.compiled.warnings)
+    if acl_policy:
+        from .acl_policy import policy_file_name, policy_hcl
+
+        policy = policy_hcl(data.graph, data.compiled, placement.get("namespace"))
+        if policy is None:
+            show_notes(["--acl-policy: the app reads no modal.Secret.from_name secret; no policy needed"])
+        else:
+            outputs = dict(sorted({**outputs, policy_file_name(data.graph.app_name): policy}.items()))
     if not outputs:
         raise UserError(f"{script}: the app has no functions to build")
     if out_dir is None:
         click.echo("\n".join(f"# {name}\n{text}" for name, text in outputs.items()
-                             if isinstance(text, str) and name.endswith((".nomad.hcl", ".nomad.json"))), nl=False)
+                             if isinstance(text, str) and name.endswith((".nomad.hcl", ".nomad.json", ".policy.hcl"))),
+                   nl=False)
         return
     if check:
         diff = check_outputs(out_dir, outputs, data.graph.app_name)
@@ -155,11 +177,13 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
 @click.option("--region", metavar="R", help="Nomad region (default: NOMAD_REGION).")
 @click.option("--placement-timeout", type=float, metavar="S",
               help="Give up on a call Nomad cannot place after S seconds (default: MODALC_PLACEMENT_TIMEOUT or 300).")
+@volume_type_option
+@volume_plugin_option
 @connection_options
 @handle_errors
 def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet: bool, detach: bool,
         name: str | None, write_result: str | None, local: bool, namespace: str | None, region: str | None,
-        placement_timeout: float | None, **connection: Any) -> None:
+        placement_timeout: float | None, volume_type: str, volume_plugin: str | None, **connection: Any) -> None:
     """Run SCRIPT[::REF]: the local entrypoint here, each remote call as a job.
 
     On Nomad whenever an address is configured (NOMAD_ADDR or --address), else (or with --local) on this machine.
@@ -178,7 +202,8 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
         backend = NomadBackend(settings, quiet=quiet, placement_timeout=placement_timeout)
     ref = parse_import_ref(script, use_module_mode=module_mode)
     data = CompilerData(ref, build_options("docker", None, (), namespace if backend else None,
-                                           region if backend else None, None, mode="run"), name=name,
+                                           region if backend else None, None, mode="run", volume_type=volume_type),
+                        name=name,
                         skip_unsupported=True, select_ref=False)
     show_notes(data.script.warnings)
     runnable = data.runnable
@@ -186,7 +211,8 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
     argv = list(entrypoint_args)
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    with app_run(data.compiled, data.graph, local=local, quiet=quiet, detach=detach, backend=backend):
+    with app_run(data.compiled, data.graph, local=local, quiet=quiet, detach=detach, backend=backend,
+                 volume_plugin=volume_plugin):
         code = run_main_entrypoint(lambda: result.append(
             call_entrypoint(runnable, argv, prog=f"modalc run {script}", detach=detach)))
     if code:
@@ -195,9 +221,29 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
         write_result_file(write_result, result[0])
 
 
+def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Where secrets and volumes live: Nomad when an address is configured, else (or with --local) here."""
+    f = click.option("--local", is_flag=True, help="Use this machine's store even when NOMAD_ADDR is set.")(f)
+    f = click.option("--region", metavar="R", help="Nomad region (default: NOMAD_REGION).")(f)
+    f = click.option("--namespace", metavar="NS", help="Nomad namespace (default: NOMAD_NAMESPACE).")(f)
+    return connection_options(f)
+
+
+def _on_nomad(local: bool, connection: dict[str, Any]) -> bool:
+    import os
+
+    return not local and bool(connection.get("address") or os.environ.get("NOMAD_ADDR"))
+
+
+def _secrets(local: bool, **connection: Any) -> Any:
+    from .secret_backends import LocalSecrets, NomadSecrets
+
+    return NomadSecrets(_nomad_api(**connection)) if _on_nomad(local, connection) else LocalSecrets()
+
+
 @main.group()
 def secret() -> None:
-    """Manage named secrets (the local store; Nomad Variables when NOMAD_ADDR is set)."""
+    """Manage named secrets (Nomad Variables modalc/secrets/NAME when NOMAD_ADDR is set, else the local store)."""
 
 
 @secret.command("create")
@@ -205,36 +251,94 @@ def secret() -> None:
 @click.argument("pairs", nargs=-1)
 @click.option("--from-dotenv", type=click.Path(exists=True, dir_okay=False), help="Read KEY=VALUE lines from a file.")
 @click.option("--force", is_flag=True, help="Replace an existing secret.")
+@store_options
 @handle_errors
-def secret_create(name: str, pairs: tuple[str, ...], from_dotenv: str | None, force: bool) -> None:
-    """Create secret NAME from KEY=VALUE pairs."""
+def secret_create(name: str, pairs: tuple[str, ...], from_dotenv: str | None, force: bool, local: bool,
+                  **connection: Any) -> None:
+    """Create secret NAME from KEY=VALUE pairs (values are never printed)."""
     from . import secret_store
 
     items = secret_store.parse_dotenv(from_dotenv) if from_dotenv else {}
     items.update(secret_store.parse_pairs(pairs))
-    secret_store.create(name, items, force=force)
-    click.echo(f"created secret {name!r} with keys: {', '.join(sorted(items))}")
+    store = _secrets(local, **connection)
+    store.create(name, items, force=force)
+    click.echo(f"created secret {name!r} in {store.where} with keys: {', '.join(sorted(items))}")
 
 
 @secret.command("list")
+@store_options
 @handle_errors
-def secret_list() -> None:
+def secret_list(local: bool, **connection: Any) -> None:
     """List secrets and their keys (never their values)."""
-    from . import secret_store
-
-    for name in secret_store.names():
-        click.echo(f"{name}\t{', '.join(secret_store.keys(name))}")
+    store = _secrets(local, **connection)
+    for name in store.names():
+        click.echo(f"{name}\t{', '.join(store.keys(name) or [])}")
 
 
 @secret.command("delete")
 @click.argument("name")
+@store_options
 @handle_errors
-def secret_delete(name: str) -> None:
+def secret_delete(name: str, local: bool, **connection: Any) -> None:
     """Delete secret NAME."""
-    from . import secret_store
+    store = _secrets(local, **connection)
+    store.delete(name)
+    click.echo(f"deleted secret {name!r} from {store.where}")
 
-    secret_store.delete(name)
-    click.echo(f"deleted secret {name!r}")
+
+@main.group()
+def volume() -> None:
+    """Manage named volumes (Nomad host or CSI volumes when NOMAD_ADDR is set, else $MODALC_HOME/volumes)."""
+
+
+def _volumes(local: bool, volume_type: str, plugin_id: str | None = None, node_pool: str | None = None,
+             **connection: Any) -> Any:
+    from .volumes import LocalVolumes, NomadVolumes
+
+    if not _on_nomad(local, connection):
+        return LocalVolumes()
+    return NomadVolumes(_nomad_api(**connection), volume_type, plugin_id=plugin_id, node_pool=node_pool)
+
+
+_volume_type = click.option("--type", "volume_type", type=click.Choice(["host", "csi"]), default="host",
+                            show_default=True, help="Nomad volume type.")
+
+
+@volume.command("create")
+@click.argument("name")
+@_volume_type
+@click.option("--plugin-id", metavar="P", help="Plugin that creates it (host: default mkdir; csi: required).")
+@click.option("--node-pool", metavar="P", help="Node pool to place a dynamic host volume in.")
+@store_options
+@handle_errors
+def volume_create(name: str, volume_type: str, plugin_id: str | None, node_pool: str | None, local: bool,
+                  **connection: Any) -> None:
+    """Create volume NAME."""
+    volumes = _volumes(local, volume_type, plugin_id, node_pool, **connection)
+    info = volumes.create(name)
+    click.echo(f"created {info.kind} volume {name!r} on {volumes.where} ({info.detail})")
+
+
+@volume.command("list")
+@_volume_type
+@store_options
+@handle_errors
+def volume_list(volume_type: str, local: bool, **connection: Any) -> None:
+    """List volumes."""
+    for info in _volumes(local, volume_type, **connection).list():
+        click.echo(f"{info.name}\t{info.kind}\t{info.detail}")
+
+
+@volume.command("delete")
+@click.argument("name")
+@_volume_type
+@store_options
+@handle_errors
+def volume_delete(name: str, volume_type: str, local: bool, **connection: Any) -> None:
+    """Delete volume NAME and its data."""
+    volumes = _volumes(local, volume_type, **connection)
+    volumes.delete(name)
+    click.echo(f"deleted volume {name!r} from {volumes.where}")
 
 
 def _nomad_api(**connection: Any) -> Any:
@@ -248,22 +352,27 @@ def _nomad_api(**connection: Any) -> Any:
 @click.option("-m", "module_mode", is_flag=True, help="Treat SCRIPT as a Python module path.")
 @click.option("--name", help="App name (default: the App's name, else the script's).")
 @placement_options
+@volume_type_option
+@volume_plugin_option
 @connection_options
 @handle_errors
 def deploy(script: str, module_mode: bool, name: str | None, driver: str, image_registry: str | None,
            datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
-           **connection: Any) -> None:
+           volume_type: str, volume_plugin: str | None, **connection: Any) -> None:
     """Register SCRIPT's jobs on Nomad under stable IDs; update them in place."""
     from .nomad_commands import deploy_app
     from .phases import CompilerData
+    from .preflight import check_before_deploy
 
     data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
                         build_options(driver, image_registry, datacenters, namespace, region, node_pool,
-                                      mode="deploy"), name=name)
+                                      mode="deploy", volume_type=volume_type), name=name)
     show_notes(data.script.warnings)
     if not data.compiled.functions:
         raise UserError(f"{script}: the app has no functions to deploy")
     with _nomad_api(namespace=namespace, region=region, **connection) as api:
+        check_before_deploy(api, data.graph, data.compiled, volume_plugin=volume_plugin, node_pool=node_pool,
+                            echo=lambda line: click.echo(line, err=True))
         deploy_app(api, data.compiled, click.echo)
     click.echo(f"deployed app {data.compiled.app_name!r}: call it with "
                f"modal.Function.from_name({data.compiled.app_name!r}, NAME)", err=True)
@@ -274,10 +383,11 @@ def deploy(script: str, module_mode: bool, name: str | None, driver: str, image_
 @click.option("-m", "module_mode", is_flag=True, help="Treat SCRIPT as a Python module path.")
 @click.option("--name", help="App name (default: the App's name, else the script's).")
 @placement_options
+@volume_type_option
 @connection_options
 def plan(script: str, module_mode: bool, name: str | None, driver: str, image_registry: str | None,
          datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
-         **connection: Any) -> None:
+         volume_type: str, **connection: Any) -> None:
     """Show what `modalc deploy` would change. Exit 0: no change, 1: changes, 255: error."""
     from .nomad_commands import plan_app, show_plan, stale_jobs
     from .phases import CompilerData
@@ -285,7 +395,7 @@ def plan(script: str, module_mode: bool, name: str | None, driver: str, image_re
     try:
         data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
                             build_options(driver, image_registry, datacenters, namespace, region, node_pool,
-                                          mode="deploy"), name=name)
+                                          mode="deploy", volume_type=volume_type), name=name)
         with _nomad_api(namespace=namespace, region=region, **connection) as api:
             planned = plan_app(api, data.compiled)
             stale = stale_jobs(api, data.compiled.app_name, {p.job_id for p in planned})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .ir import Device, Group, Job, Task, Template
+from .ir import Device, Group, Job, Task, Template, VolumeRequest
 
 NS = 1_000_000_000
 TEMPLATE_SPLAY_S = 5
@@ -72,6 +72,17 @@ def _task(t: Task) -> dict[str, Any]:
     return out
 
 
+def _volume(v: VolumeRequest) -> dict[str, Any]:
+    out: dict[str, Any] = {"Name": v.name, "Type": v.type, "Source": v.source, "ReadOnly": v.read_only}
+    if v.access_mode is not None:
+        out["AccessMode"] = v.access_mode
+    if v.attachment_mode is not None:
+        out["AttachmentMode"] = v.attachment_mode
+    if v.per_alloc is not None:
+        out["PerAlloc"] = v.per_alloc
+    return out
+
+
 def _group(g: Group) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Name": g.name,
@@ -83,8 +94,7 @@ def _group(g: Group) -> dict[str, Any]:
     if g.ephemeral_disk_mib is not None:
         out["EphemeralDisk"] = {"SizeMB": g.ephemeral_disk_mib}
     if g.volumes:
-        out["Volumes"] = {v.name: {"Name": v.name, "Type": v.type, "Source": v.source, "ReadOnly": v.read_only}
-                          for v in g.volumes}
+        out["Volumes"] = {v.name: _volume(v) for v in g.volumes}
     out["Tasks"] = [_task(t) for t in g.tasks]
     return out
 

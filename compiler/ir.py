@@ -85,6 +85,10 @@ class VolumeRequest:
     type: str  # "host" | "csi"
     source: str
     read_only: bool
+    # CSI only (None for host volumes): how the volume is claimed.
+    access_mode: str | None = None
+    attachment_mode: str | None = None
+    per_alloc: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

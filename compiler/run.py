@@ -24,6 +24,7 @@ from typing import Any
 from agent_runtime.protocol import write_atomic
 from agent_runtime.sdk import _state
 
+from . import preflight, run_secrets
 from .backends.base import Backend
 from .client import Invoker
 from .entrypoint_args import parse_entrypoint_args
@@ -81,22 +82,37 @@ def threading_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _stderr_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
 @contextmanager
 def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quiet: bool = False,
-            detach: bool = False, backend: Backend | None = None) -> Iterator[Invoker]:
-    """Start the app's jobs on a backend and install the invoker for the SDK's calls."""
+            detach: bool = False, backend: Backend | None = None,
+            volume_plugin: str | None = None) -> Iterator[Invoker]:
+    """Check, start the app's jobs on a backend and install the invoker for the SDK's calls.
+
+    Before anything is submitted: named secrets and volumes are checked (``preflight``) and run-scoped
+    secrets resolved; those are published for the run's lifetime (``run_secrets``)."""
     backend = backend or select_backend(local=local, quiet=quiet)
     run_id = f"{compiled.app_name}-{uuid.uuid4().hex[:8]}"
-    invoker = Invoker(backend, compiled, max_containers=max_containers(graph), quiet=quiet)
-    previous = _state.set_invoker(invoker)
     try:
-        with _signals_as_interrupt():
-            backend.start(compiled, run_id=run_id)
-            yield invoker
-    finally:
-        _state.set_invoker(previous)
-        invoker.close()
-        backend.stop(detach=detach)
+        preflight.check_before_run(backend, graph, compiled, volume_plugin=volume_plugin, echo=_stderr_line)
+        secret_values = run_secrets.resolve(graph, compiled)
+    except BaseException:
+        backend.stop(detach=False)  # nothing was submitted; this only releases the backend
+        raise
+    invoker = Invoker(backend, compiled, max_containers=max_containers(graph), quiet=quiet)
+    with run_secrets.published(backend, secret_values, run_id, detach=detach):
+        previous = _state.set_invoker(invoker)
+        try:
+            with _signals_as_interrupt():
+                backend.start(compiled, run_id=run_id)
+                yield invoker
+        finally:
+            _state.set_invoker(previous)
+            invoker.close()
+            backend.stop(detach=detach)
 
 
 def user_traceback(exc: BaseException) -> str:

@@ -20,10 +20,14 @@ _NAME = re.compile(r"^[a-zA-Z0-9_~-]{1,64}$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _path(name: str) -> str:
+def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise UserError(f"secret name {name!r} is not valid", hint="use letters, digits, '-', '_' and '~' (at most 64)")
-    return os.path.join(subdir("secrets"), f"{name}.json")
+    return name
+
+
+def _path(name: str) -> str:
+    return os.path.join(subdir("secrets"), f"{check_name(name)}.json")
 
 
 def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:

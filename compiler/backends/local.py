@@ -34,6 +34,7 @@ from ..ir import CompiledApp, FunctionJob, Task, Template
 from .base import AllocResult, Backend, Dispatch
 
 _SECRET_VAR = re.compile(r'nomadVar "modalc/secrets/([^"]+)"')
+_RUN_VAR = re.compile(r'nomadVar \(printf "modalc/runs/%s/([^"]+)"')
 _INTERP = re.compile(r"\$\{(NOMAD_[A-Za-z0-9_]+)\}")
 
 
@@ -180,11 +181,13 @@ def interpolate(text: str, env: dict[str, str]) -> str:
     return _INTERP.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
 
-def _render_template(t: Template) -> tuple[str, dict[str, str]]:
-    """(file text, env vars it contributes). Code templates are literal; secret templates read the store."""
+def _render_template(t: Template, run_secrets: dict[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
+    """(file text, env vars it contributes). Code templates are literal; secret templates read the store,
+    run-scoped ones (``modalc/runs/<run>/<id>``) the values ``run_secrets`` holds in memory for this run."""
     m = _SECRET_VAR.search(t.data) if t.left_delimiter is None else None
-    if m:
-        items = secret_store.read(m.group(1))
+    run = _RUN_VAR.search(t.data) if t.left_delimiter is None else None
+    if m or run:
+        items = secret_store.read(m.group(1)) if m else run_secrets.get(run.group(1), {}) if run else {}
         text = "".join(f"{k}={v}\n" for k, v in sorted(items.items()))
         return text, (items if t.env else {})
     return t.data, {}
@@ -206,6 +209,7 @@ class LocalBackend(Backend):
         self._lock = threading.Lock()
         self._links: list[str] = []
         self._stopped = False
+        self.run_secrets: dict[str, dict[str, str]] = {}  # run-scoped secret ID -> values (compiler/run_secrets.py)
         self._pump = _LogPump(self.sink)
 
     # -- lifecycle --------------------------------------------------------------
@@ -277,7 +281,7 @@ class LocalBackend(Backend):
             os.makedirs(os.path.join(alloc_dir, sub), exist_ok=True)
         env = self._environment(fn, task, alloc_id, child_id, alloc_dir, task_dir)
         for t in task.templates:
-            text, extra = _render_template(t)
+            text, extra = _render_template(t, self.run_secrets)
             dest = os.path.join(task_dir, t.destination)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             with open(dest, "w", encoding="utf-8") as fh:

@@ -31,6 +31,7 @@ from typing import Any
 import nomad
 import nomad.api.exceptions as nomad_exc
 import requests
+from nomad.api.base import Requester
 
 from ..errors import ModalcError, UserError
 
@@ -124,6 +125,14 @@ class NomadSettings:
     __str__ = __repr__
 
 
+class _VolumeEndpoint(Requester):  # type: ignore[misc]  # python-nomad 2.1.0 has no /v1/volume endpoint
+    ENDPOINT = "volume"
+
+
+class _VolumesEndpoint(Requester):  # type: ignore[misc]
+    ENDPOINT = "volumes"
+
+
 class NomadAPI:
     """The Nomad calls modalc makes, on top of python-nomad. Use as a context manager or call close()."""
 
@@ -141,10 +150,12 @@ class NomadAPI:
         self._n = nomad.Nomad(address=settings.address, token=settings.token, namespace=settings.namespace,
                               region=settings.region, timeout=(connect_timeout, read_timeout),
                               verify=settings.verify, cert=cert, session=self._session)
+        self._volume = _VolumeEndpoint(**self._n.requester_settings)
+        self._volumes = _VolumesEndpoint(**self._n.requester_settings)
         # python-nomad falls back to NOMAD_TOKEN itself; the settings are the only source of truth.
         for ep in (self._n.job, self._n.jobs, self._n.allocation, self._n.evaluation, self._n.variable,
                    self._n.variables, self._n.client.cat, self._n.client.read_at, self._n.client.stream_logs,
-                   self._n.client.ls):
+                   self._n.client.ls, self._n.node, self._n.nodes, self._volume, self._volumes):
             ep.token = settings.token
 
     def close(self) -> None:
@@ -356,6 +367,44 @@ class NomadAPI:
         """GET /v1/vars?prefix= (metadata only, no items)."""
         return _list(self._call(self._n.variables, method="get", params={"prefix": prefix}, retry=True,
                                 what="list variables"))
+
+    # ------------------------------------------------------------------ volumes and nodes
+    def volumes(self, type_: str) -> list[dict[str, Any]]:
+        """GET /v1/volumes?type=csi|host (stubs; ``host`` lists dynamic host volumes, Nomad >= 1.10)."""
+        return _list(self._call(self._volumes, method="get", params={"type": type_}, retry=True,
+                                what=f"list {type_} volumes"))
+
+    def volume(self, type_: str, volume_id: str) -> dict[str, Any] | None:
+        """GET /v1/volume/<csi|host>/<id>, or None when it does not exist."""
+        try:
+            return _obj(self._call(self._volume, type_, volume_id, method="get", retry=True,
+                                   what=f"read {type_} volume {volume_id!r}"))
+        except NomadNotFound:
+            return None
+
+    def create_csi_volume(self, volume: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT /v1/volume/csi/<id>/create with ``{"Volumes": [volume]}``. Never retried."""
+        vid = str(volume["ID"])
+        return _obj(self._call(self._volume, "csi", vid, "create", method="put", json={"Volumes": [dict(volume)]},
+                               what=f"create csi volume {vid!r}"))
+
+    def create_host_volume(self, volume: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT /v1/volume/host/create with ``{"Volume": volume}`` (dynamic host volumes). Never retried."""
+        return _obj(self._call(self._volume, "host", "create", method="put", json={"Volume": dict(volume)},
+                               what=f"create host volume {volume.get('Name')!r}"))
+
+    def delete_volume(self, type_: str, volume_id: str) -> None:
+        """DELETE /v1/volume/<csi|host>/<id>/delete (the storage too, then deregistered)."""
+        self._call(self._volume, type_, volume_id, "delete", method="delete", retry=True,
+                   what=f"delete {type_} volume {volume_id!r}").close()
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """GET /v1/nodes (stubs)."""
+        return _list(self._call(self._n.nodes, method="get", retry=True, what="list nodes"))
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        """GET /v1/node/<id> (with ``HostVolumes``)."""
+        return _obj(self._call(self._n.node, node_id, method="get", retry=True, what=f"read node {node_id}"))
 
 
 def _text(exc: nomad_exc.BaseNomadException) -> str:

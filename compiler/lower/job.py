@@ -72,6 +72,8 @@ class BuildOptions:
     # "deploy": schedules become periodic jobs; "run": every function is dispatchable.
     mode: str = "deploy"
     default_python: str = "3.11"
+    # "host": group volumes are Nomad host volumes (static or dynamic); "csi": CSI volumes.
+    volume_type: str = "host"
 
 
 def job_id(app_name: str, tag: str) -> str:
@@ -97,7 +99,15 @@ def _env(node: FunctionNode, extra: dict[str, str]) -> tuple[tuple[str, str], ..
     return tuple(sorted(out.items()))
 
 
-def _volumes(node: FunctionNode) -> tuple[tuple[VolumeRequest, ...], tuple[VolumeMount, ...]]:
+def volume_request(name: str, source: str, volume_type: str) -> VolumeRequest:
+    """The group ``volume`` block: a host volume, or a CSI volume every allocation may write."""
+    if volume_type == "csi":
+        return VolumeRequest(name=name, type="csi", source=source, read_only=False,
+                             access_mode="multi-node-multi-writer", attachment_mode="file-system", per_alloc=False)
+    return VolumeRequest(name=name, type="host", source=source, read_only=False)
+
+
+def _volumes(node: FunctionNode, volume_type: str) -> tuple[tuple[VolumeRequest, ...], tuple[VolumeMount, ...]]:
     requests: dict[str, VolumeRequest] = {}
     mounts: list[VolumeMount] = []
     volumes = dict(node.options.get("volumes") or {})
@@ -115,7 +125,7 @@ def _volumes(node: FunctionNode) -> tuple[tuple[VolumeRequest, ...], tuple[Volum
             raise UserError(f"volume mount path {path!r} must be an absolute path below /", location=node.location)
         name = re.sub(r"[^A-Za-z0-9_-]", "-", volume.name)
         read_only = bool(getattr(volume, "read_only", False))
-        requests.setdefault(name, VolumeRequest(name=name, type="host", source=volume.name, read_only=False))
+        requests.setdefault(name, volume_request(name, volume.name, volume_type))
         mounts.append(VolumeMount(volume=name, destination=path, read_only=read_only))
     return tuple(requests[k] for k in sorted(requests)), tuple(mounts)
 
@@ -153,8 +163,8 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
     if o.get("schedule") is not None and opts.mode != "deploy":
         lower_schedule(o.get("schedule"), loc)  # still validated in run mode
     disk = res.ephemeral_disk_mib(o.get("ephemeral_disk"), loc)
-    group_volumes, mounts = _volumes(node)
-    templates = code_templates(graph.sources) + secret_templates(o.get("secrets") or (), loc)
+    group_volumes, mounts = _volumes(node, opts.volume_type)
+    templates = code_templates(graph.sources) + secret_templates(o.get("secrets") or (), loc, mode=opts.mode)
 
     image_ref: str | None = None
     build = None

@@ -53,6 +53,7 @@ from .runner import (
     resolve_command,
     task_env,
 )
+from .volumes import Volumes
 
 _SCHEMA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "nomad"
 if str(_SCHEMA_DIR) not in sys.path:
@@ -187,6 +188,7 @@ class NomadDouble:
         self.evals: dict[str, dict[str, Any]] = {}
         self.allocs: dict[str, dict[str, Any]] = {}
         self.variables: dict[tuple[str, str], dict[str, Any]] = {}
+        self.volumes = Volumes(self._cond, self._bump, self.node_id, HTTPError)
         self._procs: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._threads: list[threading.Thread] = []
         self._lost: set[str] = set()
@@ -620,7 +622,7 @@ class NomadDouble:
         for key, value in (task.get("Env") or {}).items():
             env[key] = interpolate(str(value), env)
         for tmpl in task.get("Templates") or []:
-            text = render_template(tmpl, self._read_var(job["Namespace"]))
+            text = render_template(tmpl, self._read_var(job["Namespace"]), env)
             dest = tdir / interpolate(tmpl.get("DestPath") or "local/template.out", env)
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text)
@@ -794,6 +796,9 @@ class NomadDouble:
             return self._fs_route(p[len("/v1/client/fs/"):], q)
         if p.startswith("/v1/var/"):
             return self._var_route(method, p[len("/v1/var/"):], ns, q, data)
+        routed = self.volumes.route(method, p, ns, q, data)
+        if routed is not None:
+            return routed
         if p == "/v1/vars":
             prefix = q("prefix") or ""
             with self._cond:

@@ -113,12 +113,16 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
 
 
 _NOMADVAR = re.compile(
-    r'^\s*L\s*with nomadVar "(?P<path>[^"]+)"\s*R\s*L\s*range \.Tuples\s*R\s*L\s*\.K\s*R=L\s*\.V \| toJSON\s*R'
+    r'^\s*L\s*with nomadVar (?:"(?P<path>[^"]+)"|\(printf "(?P<fmt>[^"%]*%s[^"%]*)" \(env "(?P<env>\w+)"\)\))\s*R\s*L\s*range \.Tuples\s*R\s*L\s*\.K\s*R=L\s*\.V \| toJSON\s*R'
     r'(?:\\n|\n)L\s*end\s*R\s*L\s*end\s*R\s*$')
 
 
-def render_template(tmpl: Mapping[str, Any], read_var: Callable[[str], dict[str, str] | None]) -> str:
-    """Render one Template's ``EmbeddedTmpl`` (only the forms modalc emits)."""
+def render_template(tmpl: Mapping[str, Any], read_var: Callable[[str], dict[str, str] | None],
+                    env: Mapping[str, str] | None = None) -> str:
+    """Render one Template's ``EmbeddedTmpl`` (only the forms modalc emits).
+
+    The Variable path is a string literal or ``(printf "a/%s/b" (env "NAME"))`` with ``env`` the task's.
+    """
     data = tmpl.get("EmbeddedTmpl") or ""
     left = tmpl.get("LeftDelim") or "{{"
     right = tmpl.get("RightDelim") or "}}"
@@ -129,7 +133,8 @@ def render_template(tmpl: Mapping[str, Any], read_var: Callable[[str], dict[str,
     if not m:
         raise TaskSetupError("Template failure",
                              "the Nomad test double renders only literal templates and the nomadVar env pattern")
-    items = read_var(m.group("path")) or {}
+    path = m.group("path") or m.group("fmt").replace("%s", (env or {}).get(m.group("env"), ""))
+    items = read_var(path) or {}
     return "".join(f"{k}={json.dumps(items[k])}\n" for k in sorted(items))
 
 
