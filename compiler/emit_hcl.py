@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from .hcl_format import format_hcl
-from .ir import Job
+from .ir import Job, JobType
 
 _RUNTIME_REF = re.compile(r"\$\{(?:NOMAD_[A-Za-z0-9_]+|(?:device|attr|meta|node)(?:\.[A-Za-z0-9_-]+)+)\}")
 # HCL string escapes; other control characters as \uNNNN (JSON's \b and \f are not HCL).
@@ -109,8 +109,12 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def emit_hcl(job: Job, template: str = "batch.nomad.hcl.j2") -> str:
-    text = format_hcl(_environment().get_template(template).render(job=job))
+TEMPLATES = {JobType.BATCH: "batch.nomad.hcl.j2", JobType.SERVICE: "service.nomad.hcl.j2"}
+
+
+def emit_hcl(job: Job) -> str:
+    """The job's canonical HCL, from the template for its kind of job."""
+    text = format_hcl(_environment().get_template(TEMPLATES[job.type]).render(job=job))
     return _PLACEHOLDER.sub(lambda m: _HEREDOC_TEXTS[int(m.group(1))], text)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .ir import Device, Group, Job, Task, Template, VolumeRequest
+from .ir import Device, Group, Job, Service, Task, Template, VolumeRequest
 
 NS = 1_000_000_000
 TEMPLATE_SPLAY_S = 5
@@ -83,6 +83,16 @@ def _volume(v: VolumeRequest) -> dict[str, Any]:
     return out
 
 
+def _service(s: Service) -> dict[str, Any]:
+    out: dict[str, Any] = {"Name": s.name, "PortLabel": s.port, "Provider": s.provider}
+    if s.tags:
+        out["Tags"] = list(s.tags)
+    if s.checks:
+        out["Checks"] = [{"Type": c.type, **({"Path": c.path} if c.path is not None else {}),
+                          "Interval": c.interval_s * NS, "Timeout": c.timeout_s * NS} for c in s.checks]
+    return out
+
+
 def _group(g: Group) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Name": g.name,
@@ -93,6 +103,11 @@ def _group(g: Group) -> dict[str, Any]:
         out["ReschedulePolicy"] = {"Attempts": g.reschedule.attempts, "Unlimited": g.reschedule.unlimited}
     if g.ephemeral_disk_mib is not None:
         out["EphemeralDisk"] = {"SizeMB": g.ephemeral_disk_mib}
+    if g.network_ports:
+        out["Networks"] = [{"DynamicPorts": [
+            {"Label": p.label, **({"To": p.to} if p.to is not None else {})} for p in g.network_ports]}]
+    if g.services:
+        out["Services"] = [_service(s) for s in g.services]
     if g.volumes:
         out["Volumes"] = {v.name: _volume(v) for v in g.volumes}
     out["Tasks"] = [_task(t) for t in g.tasks]

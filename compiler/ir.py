@@ -92,6 +92,33 @@ class VolumeRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Port:
+    """A dynamic port of the group's network; ``to`` maps it into a container (docker)."""
+
+    label: str
+    to: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    type: str  # "http" | "tcp"
+    path: str | None
+    interval_s: int
+    timeout_s: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    """A service registration; modalc uses Nomad's own service catalog (``provider = "nomad"``)."""
+
+    name: str
+    port: str
+    provider: str
+    tags: tuple[str, ...]
+    checks: tuple[Check, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Restart:
     attempts: int
     mode: str
@@ -132,6 +159,9 @@ class Group:
     reschedule: Reschedule | None
     ephemeral_disk_mib: int | None
     volumes: tuple[VolumeRequest, ...]
+    # Allocations that listen (web endpoints, warm workers): ports and Nomad-native services.
+    network_ports: tuple[Port, ...] = ()
+    services: tuple[Service, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,6 +227,9 @@ class FunctionJob:
     qualname: str
     image: ImageBuild | None
     is_generator: bool
+    # How many inputs one allocation runs at once, per method ("" for a function), when more than one
+    # (@modal.concurrent max_inputs, @modal.batched max_batch_size): a .map's chunks hold at least that many.
+    input_groups: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
