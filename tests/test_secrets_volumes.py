@@ -354,3 +354,19 @@ def test_create_if_missing_on_nomad(volume_type: str, double: NomadDouble, tmp_p
     assert again.returncode == 0, out(again)
     assert f"created {volume_type} volume" not in again.stderr
     assert sum(v["Name"] == "cache" for v in table.values()) == 1
+
+
+def test_run_scoped_secrets_deleted_on_error_kept_with_detach(double: NomadDouble, tmp_path: Path) -> None:
+    script = tmp_path / "run_scoped.py"
+    script.write_text(RUN_SCOPED_APP + "\n\n@app.local_entrypoint()\ndef fail():\n    show.remote()\n"
+                      "    raise RuntimeError('entrypoint failed')\n")
+    (tmp_path / "app.env").write_text("RS_DOTENV=x\n")
+    failed = modalc(tmp_path, "run", f"{script}::fail", double=double, RS_LOCAL="y")
+    assert failed.returncode == 1 and "entrypoint failed" in failed.stderr, out(failed)
+    assert double.count_requests("PUT", r"^/v1/var/modalc/runs/") == 3
+    assert not double.variables and not double.jobs
+    detached = modalc(tmp_path, "run", "--detach", str(script) + "::main", double=double, RS_LOCAL="y")
+    assert detached.returncode == 0, out(detached)
+    kept = sorted(path for _, path in double.variables)
+    assert len(kept) == 3 and all(p.startswith("modalc/runs/run-scoped-") for p in kept)
+    assert f"nomad var purge {kept[0]}" in detached.stderr
