@@ -17,15 +17,11 @@ from .image import Image
 from .objects import (
     CloudBucketMount,
     Cron,
-    Dict,
     NetworkFileSystem,
     Period,
-    Queue,
     Retries,
-    Sandbox,
     Secret,
     Volume,
-    forward,
 )
 from .partial import (
     asgi_app,
@@ -41,6 +37,23 @@ from .partial import (
 )
 
 __version__ = "1.0.0+modalc"
+Error = exception.Error
+
+# Names loaded on first use (PEP 562), so that allocations do not pay for them at start-up:
+# the cloud-only objects (``cloud.py``) and ``modal.experimental`` / ``config`` / ``runner``.
+_LAZY = {name: "cloud" for name in ("Client", "Dict", "FilePatternMatcher", "Mount", "Proxy", "Queue", "Sandbox",
+                                    "SandboxSnapshot", "SchedulerPlacement", "Tunnel", "forward")}
+_LAZY.update({name: name for name in ("experimental", "config", "runner", "volume")})
+
+
+def __getattr__(name: str) -> object:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'modal' has no attribute {name!r} (modalc's Modal SDK)")
+    import importlib
+
+    module = importlib.import_module(f"{__name__}.{where}")
+    return module if where == name else getattr(module, name)
 
 
 def current_function_call_id() -> str | None:
@@ -60,9 +73,10 @@ def interact() -> None:
 
 
 __all__ = [
-    "App", "CloudBucketMount", "Cls", "Cron", "Dict", "Function", "FunctionCall", "Image",
-    "LocalEntrypoint", "NetworkFileSystem", "Period", "Queue", "Retries", "Sandbox", "Secret", "Stub",
-    "Volume", "asgi_app", "batched", "concurrent", "current_function_call_id", "current_input_id",
+    "App", "Client", "CloudBucketMount", "Cls", "Cron", "Dict", "Error", "FilePatternMatcher", "Function",
+    "FunctionCall", "Image", "LocalEntrypoint", "Mount", "NetworkFileSystem", "Period", "Proxy", "Queue", "Retries",
+    "Sandbox", "SandboxSnapshot", "SchedulerPlacement", "Secret", "Stub", "Tunnel", "Volume", "asgi_app", "batched",
+    "concurrent", "current_function_call_id", "current_input_id",
     "enable_output", "enter", "exception", "exit", "fastapi_endpoint", "forward", "gpu", "interact",
     "is_local", "method", "parameter", "web_endpoint", "web_server", "wsgi_app",
 ]

@@ -24,4 +24,6 @@ def bind_modal() -> ModuleType:
     sys.modules["modal.image"] = sdk.image
     sys.modules["modal.partial_function"] = sdk.partial
     sys.modules["modal.cls"] = sdk.cls
+    for name in ("secret", "schedule", "retries", "network_file_system", "cloud_bucket_mount"):
+        sys.modules[f"modal.{name}"] = sdk.objects
     return sdk

@@ -53,3 +53,76 @@ class InputCancellation(BaseException):
 
 class DeprecationError(Error):
     pass
+
+
+# The rest of ``modal.exception``'s names, so ``except modal.exception.X`` always resolves.
+class AlreadyExistsError(Error):
+    pass
+
+
+class AuthError(Error):
+    pass
+
+
+class ConflictError(Error):
+    pass
+
+
+class ConnectionError(Error):
+    pass
+
+
+class VersionError(Error):
+    pass
+
+
+class ClientClosed(Error):
+    pass
+
+
+class InternalFailure(Error):
+    pass
+
+
+class RequestSizeError(Error):
+    pass
+
+
+class SerializationError(Error):
+    pass
+
+
+class DeserializationError(Error):
+    pass
+
+
+class SandboxTimeoutError(Error):
+    pass
+
+
+class SandboxTerminatedError(Error):
+    pass
+
+
+class InteractiveTimeoutError(Error):
+    pass
+
+
+class MountUploadTimeoutError(Error):
+    pass
+
+
+class VolumeUploadTimeoutError(Error):
+    pass
+
+
+class ModuleNotMountable(Error):
+    pass
+
+
+class PendingDeprecationError(UserWarning):
+    pass
+
+
+class ServerWarning(UserWarning):
+    pass

@@ -1,9 +1,9 @@
-"""Modal's declarative objects: secrets, volumes, schedules, retries, and the
-cloud-only objects modalc refuses clearly.
+"""Modal's declarative objects: secrets, volumes, schedules, retries.
 
 Runs on the client and inside allocations; standard library only. These
 objects only record what the user declared; the compiler decides what each
-becomes on Nomad.
+becomes on Nomad. The cloud-only objects (``modal.Dict``, ``modal.Queue`` …)
+are in ``cloud.py``.
 """
 
 from __future__ import annotations
@@ -124,6 +124,62 @@ class Volume(Frozen):
 
     def reload(self) -> None:
         """No-op: modalc volumes are shared directories, always current."""
+
+    # The file methods work on the mount path (``volume.py``, loaded on first use).
+    def hydrate(self, client: Any = None) -> Volume:
+        return self
+
+    @staticmethod
+    def lookup(name: str, *, environment_name: str | None = None, create_if_missing: bool = False) -> Volume:
+        return Volume(name=name, create_if_missing=create_if_missing, location=caller_location())
+
+    def iterdir(self, path: str = "/", *, recursive: bool = True) -> Any:
+        from . import volume
+
+        return volume.iterdir(self, path, recursive)
+
+    def listdir(self, path: str = "/", *, recursive: bool = False) -> list[Any]:
+        from . import volume
+
+        return list(volume.iterdir(self, path, recursive))
+
+    def read_file(self, path: str) -> Any:
+        from . import volume
+
+        return volume.read_file(self, path)
+
+    def read_file_into_fileobj(self, path: str, fileobj: Any) -> int:
+        from . import volume
+
+        size = 0
+        for chunk in volume.read_file(self, path):
+            size += fileobj.write(chunk) or 0
+        return size
+
+    def remove_file(self, path: str, recursive: bool = False) -> None:
+        from . import volume
+
+        volume.remove_file(self, path, recursive)
+
+    def copy_files(self, src_paths: Any, dst_path: str, recursive: bool = False) -> None:
+        from . import volume
+
+        volume.copy_files(self, list(src_paths), dst_path, recursive)
+
+    def batch_upload(self, force: bool = False) -> Any:
+        from . import volume
+
+        return volume.BatchUpload(self, force)
+
+    @staticmethod
+    def delete(name: str, **_: Any) -> None:
+        raise NotSupportedError("modal.Volume.delete() is not supported inside an app", location=caller_location(),
+                                hint="delete the host volume's directory on the Nomad clients (or the CSI volume)")
+
+    @staticmethod
+    def rename(old_name: str, new_name: str, **_: Any) -> None:
+        raise NotSupportedError("modal.Volume.rename() is not supported by modalc", location=caller_location(),
+                                hint="Nomad host volumes are named in the client configuration; rename it there")
 
 
 class NetworkFileSystem(Frozen):
@@ -246,68 +302,3 @@ class Retries(Frozen):
         """Seconds to wait before retry ``retry_number`` (1-based)."""
         delay = self.initial_delay * self.backoff_coefficient ** (retry_number - 1)
         return float(min(delay, self.max_delay))
-
-
-class _CloudOnly:
-    """Objects that live in Modal's cloud: declaring them loads; using them says why not."""
-
-    feature = ""
-    alternative = ""
-
-    def __init__(self, name: str = "", location: tuple[str, int] = ("<unknown>", 0)):
-        self.name = name
-        self.location = location
-
-    @classmethod
-    def from_name(cls, name: str, *args: Any, **kwargs: Any) -> Any:
-        return cls(name, caller_location())
-
-    @classmethod
-    def ephemeral(cls, *args: Any, **kwargs: Any) -> Any:
-        return cls("", caller_location())
-
-    @classmethod
-    def create(cls, *args: Any, **kwargs: Any) -> Any:
-        raise cls._unsupported()
-
-    @classmethod
-    def _unsupported(cls) -> NotSupportedError:
-        return NotSupportedError(
-            f"{cls.feature} is not supported by modalc: it lives in Modal's cloud and Nomad has no equivalent",
-            hint=cls.alternative,
-            location=caller_location(),
-        )
-
-    def __getattr__(self, item: str) -> Any:
-        if item.startswith("__"):
-            raise AttributeError(item)
-        raise type(self)._unsupported()
-
-    def __getitem__(self, item: Any) -> Any:
-        raise type(self)._unsupported()
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        raise type(self)._unsupported()
-
-
-class Dict(_CloudOnly):
-    feature = "modal.Dict"
-    alternative = "use a Volume, or an external store (Redis, a database) reachable from the cluster"
-
-
-class Queue(_CloudOnly):
-    feature = "modal.Queue"
-    alternative = "use .map()/.spawn() for fan-out, or an external queue reachable from the cluster"
-
-
-class Sandbox(_CloudOnly):
-    feature = "modal.Sandbox"
-    alternative = "run the command inside a function, or as its own Nomad job"
-
-
-def forward(*args: Any, **kwargs: Any) -> Any:
-    raise NotSupportedError(
-        "modal.forward is not supported by modalc",
-        hint="give the function a web endpoint decorator; Nomad registers it as a service with a port",
-        location=caller_location(),
-    )

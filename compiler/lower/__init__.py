@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..errors import Collector, UserError
 from ..graph import AppGraph, FunctionNode
 from ..ir import CompiledApp, FunctionJob
+from .features import feature_notes
 from .job import BuildOptions, job_id, lower_function, notes_for
 
 __all__ = ["BuildOptions", "job_id", "lower_app", "lower_function", "not_yet_supported"]
@@ -49,7 +50,7 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
                                  location=node.location, hint="rename one of them (name=...)"))
             continue
         seen_ids[compiled.job.id] = node.tag
-        notes += notes_for(node)
+        notes += notes_for(node) + feature_notes(node)
         jobs.append(compiled)
     errors.raise_if_any()
     return CompiledApp(app_name=graph.app_name, functions=tuple(jobs), warnings=tuple(notes))
