@@ -100,13 +100,17 @@ def _entry(root: str, full: str) -> FileEntry:
 
 
 def iterdir(volume: Volume, path: str, recursive: bool) -> Iterator[FileEntry]:
+    """The entries under ``path`` (checked now; listed as the iterator is consumed)."""
     root = os.path.realpath(mount_path(volume, "iterdir"))
     top = _inside(root, path)
     if os.path.isfile(top):
-        yield _entry(root, top)
-        return
+        return iter([_entry(root, top)])
     if not os.path.isdir(top):
         raise FileNotFoundError(f"{path!r} does not exist in volume {volume.name!r}")
+    return _walk(root, top, recursive)
+
+
+def _walk(root: str, top: str, recursive: bool) -> Iterator[FileEntry]:
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         for name in [*dirnames, *sorted(filenames)]:
@@ -116,9 +120,14 @@ def iterdir(volume: Volume, path: str, recursive: bool) -> Iterator[FileEntry]:
 
 
 def read_file(volume: Volume, path: str) -> Iterator[bytes]:
+    """The file's bytes in chunks of 1 MiB (the file is checked now)."""
     full = _inside(os.path.realpath(mount_path(volume, "read_file")), path)
     if not os.path.isfile(full):
         raise FileNotFoundError(f"{path!r} does not exist in volume {volume.name!r}")
+    return _chunks(full)
+
+
+def _chunks(full: str) -> Iterator[bytes]:
     with open(full, "rb") as fh:
         while chunk := fh.read(1 << 20):
             yield chunk
