@@ -57,9 +57,13 @@ def __getattr__(name: str) -> object:
 
 
 def current_function_call_id() -> str | None:
+    """Inside an allocation, ``fc-<dispatched job ID>`` (on Nomad, the ``FunctionCall``'s ID); None on the client."""
     import os
 
-    return os.environ.get("MODALC_CALL_ID")
+    if os.environ.get("MODALC_CALL_ID"):
+        return os.environ["MODALC_CALL_ID"]
+    job = os.environ.get("NOMAD_JOB_ID")
+    return f"fc-{job}" if job and not is_local() else None
 
 
 def current_input_id() -> str | None:
