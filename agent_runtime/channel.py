@@ -4,9 +4,13 @@ Runs inside allocations; standard library only. A message is a 1-byte tag,
 an 8-byte big-endian payload length and the payload, so results of any size
 (hundreds of MB) pass through without a size limit. Tags:
 
-    worker -> supervisor   READY (payload: input count), and DONE, INFRA,
-                           FATAL (payload: ``pack_outcome``)
-    supervisor -> worker   RUN (input index, attempt), QUIT
+    worker -> supervisor   READY (payload: input count, group size), DONE, INFRA,
+                           FATAL (payload: ``pack_outcome``), DONE_MANY (``pack_many``)
+    supervisor -> worker   RUN (input index, attempt), RUN_MANY (first index, count), QUIT
+
+The group size is how many inputs the worker runs at once (``@modal.concurrent``'s
+``max_inputs``, ``@modal.batched``'s ``max_batch_size``; 1 otherwise): the supervisor then
+sends RUN_MANY for up to that many inputs and gets one DONE_MANY with an outcome for each.
 """
 
 from __future__ import annotations
@@ -25,10 +29,15 @@ DONE = b"D"
 INFRA = b"I"  # setup failed for reasons outside the user's function (import, call body)
 FATAL = b"F"  # an @modal.enter() method raised: no input can run in this container
 RUN = b"G"
+RUN_MANY = b"M"
+DONE_MANY = b"N"
 QUIT = b"Q"
 
 _HEAD = struct.Struct(">cQ")
 RUN_BODY = struct.Struct(">QI")  # input index, attempt number
+RUN_MANY_BODY = struct.Struct(">QI")  # first input index, number of inputs (each on its first attempt)
+READY_BODY = struct.Struct(">QI")  # inputs in the call, group size
+_PART = struct.Struct(">Q")
 _OUTCOME_HEAD = struct.Struct(">??H")  # ok, retryable, summary length; summary and pickled Outcome follow
 
 _POLL_S = 0.5  # how often a silent worker is checked for having died without closing the pipe
@@ -45,6 +54,22 @@ def unpack_outcome(payload: bytearray) -> tuple[bool, bool, str, bytes]:
     start = _OUTCOME_HEAD.size
     summary = bytes(payload[start:start + size]).decode("utf-8", "replace")
     return ok, retryable, summary, bytes(memoryview(payload)[start + size:])
+
+
+def pack_many(parts: list[bytes]) -> bytes:
+    """Several ``pack_outcome`` payloads in one message, each prefixed by its length."""
+    return b"".join(_PART.pack(len(p)) + p for p in parts)
+
+
+def unpack_many(payload: bytearray) -> list[bytearray]:
+    out: list[bytearray] = []
+    pos = 0
+    while pos < len(payload):
+        (size,) = _PART.unpack_from(payload, pos)
+        pos += _PART.size
+        out.append(payload[pos:pos + size])
+        pos += size
+    return out
 
 
 def stack_file(result_dir: str, pid: int) -> str:

@@ -6,7 +6,10 @@ For each input it sends RUN to the worker and waits for DONE within the
 per-attempt timeout. A worker that overruns is SIGKILLed (with its process
 group) and a fresh one is forked for what remains; a worker that dies is
 reported with its exit code or signal. Failed attempts are retried by
-Modal's rules. The outcomes, one per input in input order, go into
+Modal's rules. A worker that runs several inputs at once (``@modal.concurrent``,
+``@modal.batched``: its READY says the group size) gets them as RUN_MANY
+groups, one timeout per group; failed inputs of a group are retried one by
+one. The outcomes, one per input in input order, go into
 ``<result-dir>/result.pkl`` atomically; the exit code says how it went
 (``exitcodes``).
 """
@@ -51,6 +54,10 @@ class Attempt:
     def __repr__(self) -> str:
         return (f"Attempt(status={self.status!r}, retryable={self.retryable!r}, summary={self.summary!r}, "
                 f"outcome={self.outcome!r})")
+
+
+# _attempt's answer "a fresh worker is ready and runs inputs in groups" (compared by identity).
+_GROUPED = Attempt(Status.OK, False, "", b"")
 
 
 class _Worker:
@@ -173,7 +180,9 @@ class Supervisor:
         self.label = f"{opts.module}.{opts.qualname}"
         self.worker: _Worker | None = None
         self.count: int | None = None  # inputs in the call, known once a worker has read it
+        self.group = 1  # inputs the worker runs at once, known once a worker has read the call
         self.stream = os.path.join(opts.result_dir, STREAM_FILE)
+        self.generator = opts.generator  # or the call's header asks for a stream (a generator method)
 
     # -- the whole run -------------------------------------------------------
     def run(self) -> int:
@@ -183,14 +192,14 @@ class Supervisor:
                 os.unlink(os.path.join(self.opts.result_dir, stale))
             except FileNotFoundError:
                 pass
-        if self.opts.generator:
-            open(self.stream, "wb").close()
         try:
             call_body = self._read_call()
         except (OSError, ProtocolError, ValueError) as exc:
             message = f"cannot read the call: {exc}"
             return self._finish([Attempt(Status.INFRA, False, message,
                                          outcomes.failure(exc, tb=f"{outcomes.type_name(exc)}: {message}\n"))])
+        if self.generator:
+            open(self.stream, "wb").close()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             return self._finish(self._run_inputs(call_body))
@@ -208,20 +217,30 @@ class Supervisor:
         header, offset = read_header(data)
         if header.get("kind") != "call":
             raise ProtocolError(f"{self.opts.call_path} holds a {header.get('kind')!r} envelope, not a call")
+        if header.get("stream") is True:
+            self.generator = True
         return data[offset:]
 
     def _run_inputs(self, call_body: bytes | None) -> list[Attempt]:
         results: list[Attempt] = []
         index = 0
         while self.count is None or index < self.count:
-            attempt = 1
-            while True:
-                result = self._attempt(call_body, index, attempt)
-                if result is None or result.status is Status.OK or not result.retryable \
-                        or attempt > self.opts.retries:
+            if self._grouped(index):
+                assert self.count is not None
+                group = self._run_group(call_body, index, min(self.group, self.count - index))
+                results.extend(group)
+                index += len(group)
+                stop = next((r for r in group if r.status in (Status.INFRA, Status.FATAL)), None)
+                if stop is not None:
+                    if stop.status is Status.FATAL:
+                        results.extend([stop] * (self.count - len(results)))
                     break
-                time.sleep(self.opts.retry_delay_s(attempt))
-                attempt += 1
+                continue
+            attempt = 1
+            result = self._attempt(call_body, index, attempt)
+            if result is _GROUPED:
+                continue  # a fresh worker that runs groups: this input goes in the next group
+            result = self._retried(call_body, index, result)
             if result is None:  # the call has no (more) inputs
                 break
             results.append(result)
@@ -237,9 +256,67 @@ class Supervisor:
             self.worker = None
         return results
 
+    def _retried(self, call_body: bytes | None, index: int, result: Attempt | None, attempt: int = 1
+                 ) -> Attempt | None:
+        """Retry a failed attempt of one input by Modal's rules; the last attempt."""
+        while result is not None and result.status is not Status.OK and result.retryable \
+                and attempt <= self.opts.retries:
+            time.sleep(self.opts.retry_delay_s(attempt))
+            attempt += 1
+            result = self._attempt(call_body, index, attempt, single=True)
+        return result
+
+    # -- a group of inputs at once (@modal.concurrent, @modal.batched) ---------------
+    def _grouped(self, index: int) -> bool:
+        return self.group > 1 and self.count is not None and self.count - index > 1
+
+    def _run_group(self, call_body: bytes | None, first: int, count: int) -> list[Attempt]:
+        if self.worker is None:
+            self.worker = _Worker(self.opts, call_body)
+            started = self._await(first, 1, 0, starting=True)
+            if started is not None:
+                return [started]
+        worker = self.worker
+        assert worker is not None
+        try:
+            channel.send(worker.commands, channel.RUN_MANY, channel.RUN_MANY_BODY.pack(first, count))
+        except BrokenPipeError:
+            pass
+        try:
+            message = worker.receiver.receive(time.monotonic() + self.opts.timeout_s)
+        except channel.Expired:
+            stacks = worker.stacks()
+            worker.kill()
+            self.worker = None
+            text = f"{self.label} timed out after {self.opts.timeout_s:g} seconds"
+            where = f"\nWhere it was when stopped:\n{outcomes.user_stacks(stacks)}" if stacks else ""
+            failed = Attempt(Status.TIMEOUT, True, text, outcomes.runtime_failure(
+                "FunctionTimeoutError", text, attempts=1, timed_out=True, details=where))
+            attempts = [failed] * count
+        else:
+            if message is None:
+                text = f"the function's process {describe_exit(worker.reap())} while running inputs " \
+                       f"{first}-{first + count - 1}"
+                self.worker = None
+                attempts = [Attempt(Status.USER, True, text,
+                                    outcomes.runtime_failure("ExecutionError", text, attempts=1))] * count
+            elif message[0] == channel.DONE_MANY:
+                attempts = []
+                for part in channel.unpack_many(message[1]):
+                    ok, retryable, summary, outcome = channel.unpack_outcome(part)
+                    attempts.append(Attempt(Status.OK if ok else Status.USER, retryable, summary, outcome))
+            else:
+                ok, retryable, summary, outcome = channel.unpack_outcome(message[1])
+                worker.reap()
+                self.worker = None
+                return [Attempt(Status.INFRA if message[0] == channel.INFRA else Status.FATAL, False, summary,
+                                outcome)]
+        return [self._retried(call_body, first + i, a) or a for i, a in enumerate(attempts)]
+
     # -- one attempt of one input ----------------------------------------------
-    def _attempt(self, call_body: bytes | None, index: int, attempt: int) -> Attempt | None:
-        stream_size = os.path.getsize(self.stream) if self.opts.generator else 0
+    def _attempt(self, call_body: bytes | None, index: int, attempt: int, *, single: bool = False
+                 ) -> Attempt | None:
+        stream_size = os.path.getsize(self.stream) if self.generator else 0
         if self.worker is None:
             self.worker = _Worker(self.opts, call_body)
             started = self._await(index, attempt, stream_size, starting=True)
@@ -247,6 +324,8 @@ class Supervisor:
                 return started
             if self.count is not None and index >= self.count:
                 return None
+            if not single and self._grouped(index):
+                return _GROUPED
         assert self.worker is not None
         try:
             channel.send(self.worker.commands, channel.RUN, channel.RUN_BODY.pack(index, attempt))
@@ -282,7 +361,7 @@ class Supervisor:
                            outcomes.runtime_failure("ExecutionError", text, attempts=attempt))
         tag, payload = message
         if tag == channel.READY:
-            self.count = int.from_bytes(payload, "big")
+            self.count, self.group = channel.READY_BODY.unpack(payload)
             return None
         ok, retryable, summary, outcome = channel.unpack_outcome(payload)
         if tag == channel.DONE:
@@ -293,7 +372,7 @@ class Supervisor:
 
     def _repair_stream(self, size_before: int) -> bool:
         """Cut a frame torn by a killed worker; True when the attempt streamed nothing (so may be retried)."""
-        if not self.opts.generator:
+        if not self.generator:
             return True
         with open(self.stream, "r+b") as fh:
             fh.seek(size_before)

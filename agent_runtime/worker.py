@@ -1,4 +1,4 @@
-"""The worker process: imports the user's module and runs inputs one at a time.
+"""The worker process: imports the user's module and runs the call's inputs.
 
 Runs inside allocations, in a child the supervisor (``shim``) forks; standard
 library only until the user's code asks for more. It binds ``modal`` to the
@@ -6,6 +6,13 @@ compat SDK, puts ``--code`` on ``sys.path``, imports the module, unpickles
 the call, runs ``@modal.enter()`` methods once, then waits for RUN commands
 and answers each with a DONE message carrying the pickled ``Outcome``. QUIT
 runs the ``@modal.exit()`` methods and ends the process.
+
+For a class, the call names the method and carries the parameters. With
+``@modal.concurrent(max_inputs=n)`` the worker tells the supervisor its group
+size and runs each RUN_MANY group of inputs at once (threads for a sync
+function, one event loop for an async one); with ``@modal.batched`` it calls
+the function once per group with a list per argument and splits the returned
+list back per input (a single RUN is a batch of one).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import os
 import pickle
 import signal
 import sys
-from types import AsyncGeneratorType, CoroutineType, GeneratorType
+from types import AsyncGeneratorType, CoroutineType, FunctionType, GeneratorType
 
 from . import channel, outcomes
 from .protocol import Call, append_frame
@@ -45,7 +52,15 @@ class _Setup:
         self.instance: Any = None
         self.exit_methods: list[str] = []
         self.target = target
+        self.settings: dict[str, Any] = {}  # {"concurrent": {...}} / {"batched": {...}}
+        self.raw: Any = None  # the undecorated function or method (to tell async from sync)
         self.fn = self._resolve(opts.qualname)
+        concurrent, batched = self.settings.get("concurrent"), self.settings.get("batched")
+        self.mode = "batched" if batched else "concurrent" if concurrent else ""
+        size = (batched or {}).get("max_batch_size") or (concurrent or {}).get("max_inputs") or 1
+        self.group = max(1, int(size))
+        code = getattr(self.raw, "__code__", None)
+        self.is_async = isinstance(self.raw, FunctionType) and bool(code and code.co_flags & _CO_COROUTINE)
 
     def _resolve(self, qualname: str) -> Callable[..., Any]:
         from .sdk.cls import Cls
@@ -59,10 +74,15 @@ class _Setup:
             if method not in target.methods:
                 raise AttributeError(f"{qualname} has no @modal.method() named {method!r}")
             self._class, self._method = target, method
+            self.raw = target.methods[method].raw_f
+            self.settings = {**target.partial,
+                             **{k: v for k, v in target.methods[method].flags.items() if k == "batched"}}
             return self._bound_method
         raw = getattr(target, "raw_f", target)
         if not callable(raw):
             raise TypeError(f"{qualname} is a {type(raw).__name__}, not a function")
+        self.raw = raw
+        self.settings = dict(getattr(target, "partial", None) or {})
         return raw  # type: ignore[no-any-return]
 
     def enter(self) -> None:
@@ -91,6 +111,9 @@ class _Setup:
                 traceback.print_exc()
 
 
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without inspect
+
+
 def _summary(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{outcomes.type_name(exc)}: {lines[0] if lines else ''}"[:300]
@@ -99,6 +122,8 @@ def _summary(exc: BaseException) -> str:
 def _run_one(setup: _Setup, opts: Options, index: int, attempt: int) -> bytes:
     """Run one input; return the DONE payload (``channel.pack_outcome``). Retrying a generator that already
     yielded would repeat its values, so that is not retryable."""
+    if setup.mode == "batched":
+        return _run_batch(setup, [index], attempt)[0]
     args, kwargs = setup.call.inputs[index]
     os.environ["MODALC_INPUT_ID"] = f"in-{index}"
     stream = os.path.join(opts.result_dir, "stream.pkl")
@@ -133,6 +158,75 @@ def _run_one(setup: _Setup, opts: Options, index: int, attempt: int) -> bytes:
         return channel.pack_outcome(False, yielded == 0, _summary(exc), outcomes.failure(exc, attempts=attempt))
     ok, data = outcomes.success(result, attempts=attempt)
     return channel.pack_outcome(ok, False, "" if ok else "result could not be pickled", data)
+
+
+def _packed(ok_value: tuple[bool, Any], attempt: int) -> bytes:
+    ok, value = ok_value
+    if ok:
+        good, data = outcomes.success(value, attempts=attempt)
+        return channel.pack_outcome(good, False, "" if good else "result could not be pickled", data)
+    return channel.pack_outcome(False, True, _summary(value), outcomes.failure(value, attempts=attempt))
+
+
+def _run_batch(setup: _Setup, indices: list[int], attempt: int) -> list[bytes]:
+    """``@modal.batched``: one call with a list per argument; the returned list split back per input."""
+    inputs = [setup.call.inputs[i] for i in indices]
+    try:
+        arity, keys = len(inputs[0][0]), sorted(inputs[0][1])
+        if any(len(a) != arity or sorted(k) != keys for a, k in inputs):
+            raise TypeError("every input of a @modal.batched function must pass the same arguments")
+        args = [[a[pos] for a, _ in inputs] for pos in range(arity)]
+        kwargs = {key: [k[key] for _, k in inputs] for key in keys}
+        os.environ["MODALC_INPUT_ID"] = f"in-{indices[0]}"
+        result = setup.fn(*args, **kwargs)
+        if isinstance(result, CoroutineType):
+            import asyncio
+
+            result = asyncio.run(result)
+        if not isinstance(result, (list, tuple)) or len(result) != len(inputs):
+            raise TypeError(f"a @modal.batched function must return a list of {len(inputs)} values (one per "
+                            f"input), got {outcomes.type_name(result)}"
+                            + (f" of {len(result)}" if isinstance(result, (list, tuple)) else ""))
+    except BaseException as exc:
+        return [_packed((False, exc), attempt) for _ in indices]
+    return [_packed((True, value), attempt) for value in result]
+
+
+def _run_concurrent(setup: _Setup, opts: Options, indices: list[int]) -> list[bytes]:
+    """``@modal.concurrent``: the inputs at once, in threads (sync) or on one event loop (async)."""
+    if setup.is_async:
+        import asyncio
+
+        async def one(index: int) -> bytes:
+            args, kwargs = setup.call.inputs[index]
+            try:
+                return _packed((True, await setup.fn(*args, **kwargs)), 1)
+            except BaseException as exc:
+                return _packed((False, exc), 1)
+
+        async def gather() -> list[bytes]:
+            return list(await asyncio.gather(*(one(i) for i in indices)))
+
+        return asyncio.run(gather())
+    import threading
+
+    results: list[bytes] = [b""] * len(indices)
+
+    def work(slot: int) -> None:
+        results[slot] = _run_one(setup, opts, indices[slot], 1)
+
+    threads = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in range(len(indices))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _run_many(setup: _Setup, opts: Options, first: int, count: int) -> bytes:
+    indices = list(range(first, first + count))
+    parts = _run_batch(setup, indices, 1) if setup.mode == "batched" else _run_concurrent(setup, opts, indices)
+    return channel.pack_many(parts)
 
 
 class _UnpicklableYield(Exception):
@@ -170,7 +264,7 @@ def main(opts: Options, call_body: bytes | None, commands: int, messages: int) -
             channel.send(messages, channel.INFRA,
                          channel.pack_outcome(False, False, _summary(exc), outcomes.failure(exc)))
             return
-        channel.send(messages, channel.READY, len(setup.call.inputs).to_bytes(8, "big"))
+        channel.send(messages, channel.READY, channel.READY_BODY.pack(len(setup.call.inputs), setup.group))
         entered: bytes | None = None
         try:
             setup.enter()
@@ -187,6 +281,10 @@ def main(opts: Options, call_body: bytes | None, commands: int, messages: int) -
             if entered is not None:
                 channel.send(messages, channel.FATAL, entered)
                 return
+            if message[0] == channel.RUN_MANY:
+                first, count = channel.RUN_MANY_BODY.unpack(message[1])
+                channel.send(messages, channel.DONE_MANY, _run_many(setup, opts, first, count))
+                continue
             index, attempt = channel.RUN_BODY.unpack(message[1])
             channel.send(messages, channel.DONE, _run_one(setup, opts, index, attempt))
     except BaseException:

@@ -212,7 +212,7 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     with app_run(data.compiled, data.graph, local=local, quiet=quiet, detach=detach, backend=backend,
-                 volume_plugin=volume_plugin):
+                 volume_plugin=volume_plugin, build_options=data.opts):
         code = run_main_entrypoint(lambda: result.append(
             call_entrypoint(runnable, argv, prog=f"modalc run {script}", detach=detach)))
     if code:

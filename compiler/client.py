@@ -5,7 +5,10 @@ become versioned call envelopes; a ``.map`` is cut into chunks so that one
 allocation serves many inputs; concurrency per function is capped by
 ``max_containers`` (default: the CPU count); results come back as outcome
 lists, and remote exceptions are re-raised here with the remote traceback
-attached as a note.
+attached as a note. A class runs as one job: the method and the parameters
+travel in each call; a ``Cls.with_options(...)`` variant is compiled on first
+use (``compile_variant``, given by ``compiler/run.py``) and registered with
+the backend as one more job of the run.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
 
@@ -65,7 +68,7 @@ class Invoker:
     """Runs remote calls of one compiled app on one backend."""
 
     def __init__(self, backend: Backend, compiled: CompiledApp, *, max_containers: dict[str, int] | None = None,
-                 quiet: bool = False):
+                 quiet: bool = False, compile_variant: Callable[[str, str, dict[str, Any]], FunctionJob] | None = None):
         self.backend = backend
         self.compiled = compiled
         self.functions = {f.tag: f for f in compiled.functions}
@@ -78,16 +81,41 @@ class Invoker:
         self._spawned: dict[str, Future[list[Outcome]]] = {}
         self._dispatches: dict[str, Dispatch] = {}
         self._lock = threading.Lock()
+        # Cls.with_options variants: (class tag, overrides) -> the variant's job, compiled on first use.
+        self._compile_variant = compile_variant
+        self._variants: dict[tuple[str, str], FunctionJob] = {}
+        self._variant_lock = threading.Lock()  # one compile and registration at a time
 
     # -- plumbing ---------------------------------------------------------------
     def _function(self, target: Target) -> FunctionJob:
         if target.app_name not in (None, self.compiled.app_name):
             return self._deployed(target.app_name, target.tag)
+        if target.options:
+            return self._variant(target)
         fn = self.functions.get(target.tag)
         if fn is None:
-            raise ExecutionError(f"{target.tag} is not compiled for this run (classes and web endpoints "
+            raise ExecutionError(f"{target.tag} is not compiled for this run (web endpoints "
                                  "are not supported by modalc run yet)")
         return fn
+
+    def _variant(self, target: Target) -> FunctionJob:
+        """The job of a ``Cls.with_options(...)`` variant: compiled and registered on first use."""
+        key = (target.tag, repr(target.options))
+        with self._variant_lock:
+            fn = self._variants.get(key)
+            if fn is not None:
+                return fn
+            if self._compile_variant is None or target.tag not in self.functions:
+                raise ExecutionError(f"{target.tag}.with_options(...) cannot be compiled in this run")
+            tag = f"{target.tag}-v{len(self._variants) + 1}"
+            fn = self._compile_variant(target.tag, tag, dict(target.options))
+            self.backend.add_function(fn)
+            with self._lock:
+                self.functions[tag] = fn
+                self._limits[tag] = self._limits[target.tag]
+                self._slots[tag] = threading.BoundedSemaphore(self._limits[tag])
+            self._variants[key] = fn
+            return fn
 
     def _deployed(self, app_name: str, tag: str) -> FunctionJob:
         """A function of another, deployed app (``Function.from_name``), looked up once through the backend."""
@@ -108,8 +136,9 @@ class Invoker:
             self._slots.setdefault(fn.tag, threading.BoundedSemaphore(self._limits[fn.tag]))
         return fn
 
-    def _encode(self, fn: FunctionJob, call: Call) -> bytes:
-        payload = protocol.encode("call", call)
+    def _encode(self, fn: FunctionJob, call: Call, *, stream: bool = False) -> bytes:
+        # stream: the caller reads the values a generator yields (the runtime then keeps stream.pkl).
+        payload = protocol.encode("call", call, stream=True) if stream else protocol.encode("call", call)
         limit = self.backend.max_payload_bytes
         if limit is not None and len(payload) > limit:
             raise UserError(
@@ -223,17 +252,19 @@ class Invoker:
             return iter(())
         return self._map(fn, target, inputs, order_outputs, return_exceptions)
 
-    def _chunks(self, fn: FunctionJob, n: int) -> list[range]:
+    def _chunks(self, fn: FunctionJob, n: int, method: str | None = None) -> list[range]:
         workers = self._limits[fn.tag]
         size = max(1, min(MAX_CHUNK, math.ceil(n / (workers * CHUNKS_PER_WORKER))))
         # A backend whose dispatches cost HTTP requests sets a floor (Nomad: ~5 requests per dispatch).
         size = max(size, min(getattr(self.backend, "min_chunk", 1), MAX_CHUNK))
+        # An allocation that runs inputs at once (@modal.concurrent / @modal.batched) gets a full group.
+        size = max(size, min(dict(fn.input_groups).get(method or "", 1), MAX_CHUNK))
         return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
     def _map(self, fn: FunctionJob, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]],
              order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
         progress = Progress(fn.tag, len(inputs), enabled=not self.quiet and sys.stderr.isatty())
-        chunks = self._chunks(fn, len(inputs))
+        chunks = self._chunks(fn, len(inputs), target.method)
         payloads = self._payloads(fn, target, inputs, chunks)
         pool = ThreadPoolExecutor(max_workers=self._limits[fn.tag], thread_name_prefix=f"modalc-map-{fn.tag}")
         try:
@@ -288,7 +319,7 @@ class Invoker:
     def call_generator(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
         fn = self._function(target)
         call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
-        payload = self._encode(fn, call)
+        payload = self._encode(fn, call, stream=True)
         call_id = uuid.uuid4().hex[:12]
         with self._slots[fn.tag]:
             dispatch = self.backend.dispatch(fn, payload, call_id=call_id)

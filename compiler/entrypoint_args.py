@@ -3,7 +3,8 @@
 Runs on the client. ``foo_bar`` becomes ``--foo-bar``; a parameter without a
 default is required; ``bool`` is ``--x/--no-x``; ``Literal[...]`` is a
 choice; ``Optional[X]`` unwraps; a ``*args`` entrypoint receives the rest of
-argv unparsed.
+argv unparsed. For ``run script.py::Model.method`` the class's
+``modal.parameter()`` fields and the method's parameters are one option set.
 """
 
 from __future__ import annotations
@@ -90,19 +91,50 @@ def parse_entrypoint_args(f: Callable[..., Any], argv: list[str], *, prog: str,
     for p in params:
         if p.kind in (p.VAR_KEYWORD, p.POSITIONAL_ONLY):
             raise UserError(f"{prog}: parameter `{p.name}` cannot be a command-line option", location=location)
-        annotation = hints.get(p.name, p.annotation)
-        ctype = _click_type(p.name, annotation, location)
-        flag = "--" + p.name.replace("_", "-")
-        required = p.default is inspect.Parameter.empty
-        # No default at all for a required option: click treats an explicit None as a default.
-        extra: dict[str, Any] = {"required": True} if required else {"default": p.default, "show_default": True}
-        if ctype is click.BOOL:
-            options.append(click.Option([f"{flag}/--no-{flag[2:]}", p.name], **extra))
-        else:
-            options.append(click.Option([flag, p.name], type=ctype, **extra))
+        options.append(_option(p.name, hints.get(p.name, p.annotation), p.default, location))
+    return (), _parse(prog, options, argv, inspect.getdoc(f))
+
+
+def _option(name: str, annotation: Any, default: Any, location: tuple[str, int]) -> click.Option:
+    """``name`` as ``--name`` (``--name/--no-name`` for a bool); required when ``default`` is empty."""
+    ctype = _click_type(name, annotation, location)
+    flag = "--" + name.replace("_", "-")
+    required = default is inspect.Parameter.empty
+    # No default at all for a required option: click treats an explicit None as a default.
+    extra: dict[str, Any] = {"required": True} if required else {"default": default, "show_default": True}
+    if ctype is click.BOOL:
+        return click.Option([f"{flag}/--no-{flag[2:]}", name], **extra)
+    return click.Option([flag, name], type=ctype, **extra)
+
+
+def parse_method_args(cls: Any, method: str, argv: list[str], *, prog: str,
+                      location: tuple[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``run script.py::Model.method``: the class's parameters and the method's, pooled into one option
+    set; return (the parameters for ``Model(...)``, the keyword arguments of the method)."""
+    sig, hints = _signature(cls.methods[method].raw_f)
+    method_params = list(sig.parameters.values())[1:]  # without self
+    options: list[click.Parameter] = []
+    for spec in cls.parameters.values():
+        default = inspect.Parameter.empty if spec.required else spec.default
+        options.append(_option(spec.name, spec.annotation, default, location))
+    for p in method_params:
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
+            raise UserError(f"{prog}: parameter `{p.name}` of {cls.tag}.{method} cannot be a command-line option",
+                            location=location)
+        if p.name in cls.parameters:
+            raise UserError(f"{cls.tag}.{method}: parameter `{p.name}` has the name of a class parameter "
+                            f"of {cls.tag}; `modalc run` cannot tell them apart", location=location,
+                            hint=f"rename the method's parameter, or call {cls.tag}(...).{method}.remote(...) "
+                            "from a @app.local_entrypoint()")
+        options.append(_option(p.name, hints.get(p.name, p.annotation), p.default, location))
+    parsed = _parse(prog, options, argv, inspect.getdoc(cls.methods[method].raw_f))
+    params = {k: v for k, v in parsed.items() if k in cls.parameters}
+    return params, {k: v for k, v in parsed.items() if k not in cls.parameters}
+
+
+def _parse(prog: str, options: list[click.Parameter], argv: list[str], doc: str | None) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
-    command = click.Command(prog, params=options, callback=lambda **kw: parsed.update(kw),
-                            help=inspect.getdoc(f))
+    command = click.Command(prog, params=options, callback=lambda **kw: parsed.update(kw), help=doc)
     try:
         command.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help
@@ -110,4 +142,4 @@ def parse_entrypoint_args(f: Callable[..., Any], argv: list[str], *, prog: str,
     except click.ClickException as exc:
         exc.show()
         raise SystemExit(exc.exit_code) from None
-    return (), parsed
+    return parsed

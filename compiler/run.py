@@ -27,10 +27,12 @@ from agent_runtime.sdk import _state
 from . import preflight, run_secrets
 from .backends.base import Backend
 from .client import Invoker
-from .entrypoint_args import parse_entrypoint_args
+from .entrypoint_args import parse_entrypoint_args, parse_method_args
 from .errors import UserError
 from .graph import AppGraph
 from .ir import CompiledApp
+from .lower import BuildOptions
+from .variants import variant_compiler
 
 _OWN_DIRS = tuple(os.path.dirname(os.path.abspath(m)) + os.sep for m in (__file__, _state.__file__))
 
@@ -89,7 +91,7 @@ def _stderr_line(line: str) -> None:
 @contextmanager
 def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quiet: bool = False,
             detach: bool = False, backend: Backend | None = None,
-            volume_plugin: str | None = None) -> Iterator[Invoker]:
+            volume_plugin: str | None = None, build_options: BuildOptions | None = None) -> Iterator[Invoker]:
     """Check, start the app's jobs on a backend and install the invoker for the SDK's calls.
 
     Before anything is submitted: named secrets and volumes are checked (``preflight``) and run-scoped
@@ -102,7 +104,8 @@ def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quie
     except BaseException:
         backend.stop(detach=False)  # nothing was submitted; this only releases the backend
         raise
-    invoker = Invoker(backend, compiled, max_containers=max_containers(graph), quiet=quiet)
+    invoker = Invoker(backend, compiled, max_containers=max_containers(graph), quiet=quiet,
+                      compile_variant=variant_compiler(graph, build_options or BuildOptions(mode="run")))
     with run_secrets.published(backend, secret_values, run_id, detach=detach):
         previous = _state.set_invoker(invoker)
         try:
@@ -151,8 +154,16 @@ def call_entrypoint(runnable: Any, argv: list[str], *, prog: str, detach: bool) 
         if fn.is_generator:
             return list(fn.remote_gen(*args, **kwargs))
         return fn.remote(*args, **kwargs)
-    raise UserError(f"{runnable.name}: running a class method is not supported by modalc run yet",
-                    hint="call the method from a @app.local_entrypoint()")
+    if runnable.kind == "method":
+        cls = runnable.obj
+        params, kwargs = parse_method_args(cls, runnable.method, argv, prog=prog, location=cls.location)
+        method = getattr(cls(**params), runnable.method)
+        if detach:
+            return method.spawn(**kwargs)
+        if method.is_generator:
+            return list(method.remote_gen(**kwargs))
+        return method.remote(**kwargs)
+    raise UserError(f"{runnable.name}: cannot be run", hint="run a function, a class method or a local entrypoint")
 
 
 def write_result(path: str, value: Any) -> None:

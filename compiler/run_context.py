@@ -42,12 +42,12 @@ def run_app(app: Any, *, detach: bool = False) -> Iterator[None]:
         script = _script_for(app)
         var = next(iter(script.apps))
         graph = build_graph(script, var)
-        compiled = lower_app(graph, build_options("docker", None, (), None, None, None, mode="run"),
-                             skip_unsupported=True)
+        opts = build_options("docker", None, (), None, None, None, mode="run")
+        compiled = lower_app(graph, opts, skip_unsupported=True)
     except ModalcError as exc:
         exc.show()
         raise SystemExit(exc.exit_code) from None
-    with app_run(compiled, graph, detach=detach):
+    with app_run(compiled, graph, detach=detach, build_options=opts):
         yield
 
 

@@ -40,7 +40,6 @@ fail_list = [
     ("proxy.py", 6, "proxy= (modal.Proxy) is not supported by modalc", "static egress IP"),
     ("dict_secret.py", 6, "modal.Secret.from_dict(...) would put secret values into the job spec",
      "modalc secret create NAME TOKEN=..."),
-    ("cls_app.py", 6, "Model: @app.cls classes are not supported by modalc build yet", "use @app.function"),
     ("raises_at_import.py", 7, "RuntimeError raised while importing", "guard client-only code"),
     ("empty_app.py", 0, "the app has no functions to build", ""),
 ]

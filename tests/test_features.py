@@ -239,14 +239,15 @@ def inspect() -> list:
     entries = vol.listdir("/", recursive=True)
     data = b"".join(vol.read_file("b.txt"))
     vol.remove_file("tree", recursive=True)
-    return [(e.path, int(e.type)) for e in entries] + [data.decode(), sorted(e.path for e in vol.listdir("/"))]
+    listing = [(e.path, int(e.type)) for e in entries]
+    return listing + [data.decode(), sorted(e.path for e in vol.listdir("/")), modal.current_function_call_id()[:3]]
 
 
 @app.local_entrypoint()
 def main(src: str = {src!r}):
     upload.remote(src)
     print("inside:", inspect.remote())
-    print("client:", [e.path for e in vol.listdir("/")])
+    print("client:", [e.path for e in vol.listdir("/")], modal.current_function_call_id())
     try:
         vol.batch_upload().put_file(io.BytesIO(b""), "/a.txt")
         with vol.batch_upload() as again:
@@ -267,8 +268,8 @@ def test_volume_methods_on_the_mount_path(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # Each directory's subdirectories first, then its files (both sorted); paths relative to the volume root.
     assert ("inside: [('tree', 2), ('a.txt', 1), ('b.txt', 1), ('tree/sub', 2), ('tree/sub/c.txt', 1), 'alpha', "
-            "['a.txt', 'b.txt']]") in result.stdout
-    assert "client: ['a.txt', 'b.txt']" in result.stdout  # the local backend links the mount path during the run
+            "['a.txt', 'b.txt'], 'fc-']") in result.stdout
+    assert "client: ['a.txt', 'b.txt'] None" in result.stdout  # the local backend links the mount path during the run
     assert "exists: '/a.txt' already exists in volume 'files'; pass force=True" in result.stdout
     assert (tmp_path / "home" / "volumes" / "files" / "b.txt").read_text() == "alpha"
     assert not mnt.exists()

@@ -37,6 +37,8 @@ EXPECTED = {
     "retries_timeouts.py": ["4950"],
     "schedule.py": ["report for"],
     "sibling_module.py": ["('brown', 1)"],
+    "model_class.py": ["map total: 1200", "async beta: 20", "tokens: [('alpha', 10), ('delta', 40)]",
+                       "batched total: 1200", "batch of one: 50"],
 }
 
 

@@ -12,7 +12,7 @@ from .._frozen import Frozen
 from ._location import caller_location
 from ._options import CLS_KEYWORDS, check_keywords
 from .exception import InvalidError
-from .functions import Target, _Invocable
+from .functions import Target, _Invocable, _is_generator_function
 from .partial import PartialFunction
 
 TYPE_CHECKING = False
@@ -63,7 +63,15 @@ class Method(_Invocable):
     def _target(self) -> Target:
         cls = self._obj._cls
         return Target(app_name=cls.app_name, tag=cls.tag, method=self._name,
-                      params=tuple(sorted(self._obj._params.items())))
+                      params=tuple(sorted(self._obj._params.items())),
+                      options=tuple(sorted(cls.overrides.items())))
+
+    @property
+    def is_generator(self) -> bool:
+        """A generator method: its values come back through ``remote_gen``."""
+        pf = self._obj._cls.methods.get(self._name)
+        return pf is not None and (bool(pf.flags.get("method", {}).get("is_generator"))
+                                   or _is_generator_function(pf.raw_f))
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._obj._local_instance(), self._name)(*args, **kwargs)
@@ -112,6 +120,7 @@ class Cls:
         self.options = options
         self.location = location
         self._app_name = app_name
+        self.overrides: dict[str, Any] = {}  # what with_options() changed: the variant's own job
         self.methods: dict[str, PartialFunction] = {}
         self.parameters: dict[str, ParameterSpec] = {}
         self.partial: dict[str, Any] = {}
@@ -135,12 +144,11 @@ class Cls:
                 if value.default is not _MISSING:
                     setattr(user_cls, name, value.default)
             elif isinstance(value, PartialFunction):
-                if "method" in value.flags or "web" in value.flags:
+                if "method" in value.flags or "web" in value.flags or "batched" in value.flags:
                     self.methods[name] = value
-                for key in ("concurrent", "batched"):
-                    if key in value.flags:
-                        self.partial[key] = value.flags[key]
-                setattr(user_cls, name, value)
+                if "concurrent" in value.flags:  # Modal puts it on the class; on a method it means the same
+                    self.partial["concurrent"] = value.flags["concurrent"]
+                setattr(user_cls, name, value)  # @modal.batched stays with its method
 
     def lifecycle(self, flag: str) -> list[str]:
         """Names of the methods marked ``@modal.enter()`` or ``@modal.exit()``, in class order."""
@@ -175,6 +183,7 @@ class Cls:
                     location=self.location, app_name=self._app_name)
         clone.user_cls, clone.methods, clone.parameters = self.user_cls, self.methods, self.parameters
         clone.partial = self.partial
+        clone.overrides = {**self.overrides, **checked}
         return clone
 
     def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls:
@@ -199,7 +208,15 @@ class Cls:
 
 
 def make_cls(app: Any, user_cls: Any, options: dict[str, Any], location: tuple[str, int]) -> Cls:
+    flags: dict[str, Any] = {}
+    if isinstance(user_cls, PartialFunction) and isinstance(user_cls.raw_f, type):  # @modal.concurrent on the class
+        flags, user_cls = user_cls.flags, user_cls.raw_f
+        other = sorted(set(flags) - {"concurrent"})
+        if other:
+            raise InvalidError(f"@modal.{other[0]}() cannot decorate a class", location=location)
     if not isinstance(user_cls, type):
         raise InvalidError("@app.cls() must decorate a class", location=location)
-    return Cls(app=app, user_cls=user_cls, tag=user_cls.__name__, options=options, location=location)
+    cls = Cls(app=app, user_cls=user_cls, tag=user_cls.__name__, options=options, location=location)
+    cls.partial.update(flags)
+    return cls
 

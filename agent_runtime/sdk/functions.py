@@ -51,22 +51,27 @@ def _to_thread(func: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Awaitab
 
 
 class Target(Frozen):
-    """What a call runs: a function of an app, or a method of a class with its parameters."""
+    """What a call runs: a function of an app, or a method of a class with its parameters.
 
-    __slots__ = ("app_name", "method", "params", "tag")
-    _compared = ("app_name", "tag", "method", "params")
+    ``options`` are a ``Cls.with_options(...)`` variant's overrides (sorted items; empty for the
+    class as declared): the variant runs as its own job, compiled on first use."""
+
+    __slots__ = ("app_name", "method", "options", "params", "tag")
+    _compared = ("app_name", "tag", "method", "params", "options")
 
     app_name: str | None
     tag: str  # the function's name in its app, or the class name
     method: str | None
     params: tuple[tuple[str, Any], ...]
+    options: tuple[tuple[str, Any], ...]
 
     def __init__(self, app_name: str | None, tag: str, method: str | None = None,
-                 params: tuple[tuple[str, Any], ...] = ()) -> None:
+                 params: tuple[tuple[str, Any], ...] = (), options: tuple[tuple[str, Any], ...] = ()) -> None:
         object.__setattr__(self, "app_name", app_name)
         object.__setattr__(self, "tag", tag)
         object.__setattr__(self, "method", method)
         object.__setattr__(self, "params", params)
+        object.__setattr__(self, "options", options)
 
 
 def _invoker() -> Any:

@@ -41,6 +41,12 @@ class Backend(abc.ABC):
     def start(self, app: CompiledApp, *, run_id: str) -> None:
         """Register the app's jobs for this run."""
 
+    def add_function(self, fn: FunctionJob) -> None:
+        """Register one more job during the run (a ``Cls.with_options`` variant, compiled on first use).
+
+        The default does nothing: a backend that runs ``fn.job`` as it is dispatched needs no registration."""
+        return None
+
     @abc.abstractmethod
     def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
         """Start one allocation of ``fn`` with ``payload`` as its dispatch payload."""

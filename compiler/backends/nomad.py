@@ -129,14 +129,18 @@ class NomadBackend(Backend):
         self.app = app
         self.run_id = run_id
         for fn in app.functions:
-            job = job_dict(fn.job)
-            job_id = make_job_id(run_id, fn.tag)
-            job["ID"] = job["Name"] = job_id
-            job["Meta"] = {**(job.get("Meta") or {}), "modalc_ephemeral": "true", "modalc_run": run_id}
-            with self._lock:
-                self.registered.append(job_id)  # before the request: a lost answer still gets cleaned up
-                self.parents[fn.tag] = job_id
-            self.api.register(job)
+            self.add_function(fn)
+
+    def add_function(self, fn: FunctionJob) -> None:
+        """Register ``fn``'s job under this run's ID (purged with the run)."""
+        job = job_dict(fn.job)
+        job_id = make_job_id(self.run_id, fn.tag)
+        job["ID"] = job["Name"] = job_id
+        job["Meta"] = {**(job.get("Meta") or {}), "modalc_ephemeral": "true", "modalc_run": self.run_id}
+        with self._lock:
+            self.registered.append(job_id)  # before the request: a lost answer still gets cleaned up
+            self.parents[fn.tag] = job_id
+        self.api.register(job)
 
     def stop(self, *, detach: bool = False) -> None:
         if self._stopped:

@@ -15,9 +15,6 @@ __all__ = ["BuildOptions", "job_id", "lower_app", "lower_function", "not_yet_sup
 
 
 def not_yet_supported(node: FunctionNode) -> UserError | None:
-    if node.kind == "cls":
-        return UserError(f"{node.tag}: @app.cls classes are not supported by modalc build yet",
-                         location=node.location, hint="use @app.function for now")
     if node.web is not None:
         return UserError(f"{node.tag}: web endpoints (@modal.{node.web['type']}) are not supported by modalc build yet",
                          location=node.location, hint="serve the app from a Nomad service job for now")

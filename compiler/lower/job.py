@@ -226,4 +226,35 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
         groups=(group,),
     )
     return FunctionJob(tag=node.tag, job=job, module=node.module, qualname=node.qualname, image=build,
-                       is_generator=node.is_generator)
+                       is_generator=node.is_generator, input_groups=input_groups(node))
+
+
+def _group_size(partial: dict[str, Any], location: tuple[str, int]) -> int:
+    """``@modal.concurrent(max_inputs=)`` / ``@modal.batched(max_batch_size=)``, checked; 1 without them."""
+    concurrent, batched = partial.get("concurrent"), partial.get("batched")
+    if concurrent and batched:
+        raise UserError("@modal.concurrent and @modal.batched cannot be combined", location=location)
+    key, settings = ("max_batch_size", batched) if batched else ("max_inputs", concurrent)
+    if not settings:
+        return 1
+    size = settings.get(key)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise UserError(f"{key}={size!r} must be a positive integer", location=location)
+    wait_ms = settings.get("wait_ms", 0)
+    if batched and (isinstance(wait_ms, bool) or not isinstance(wait_ms, int) or wait_ms < 0):
+        raise UserError(f"wait_ms={wait_ms!r} must be a non-negative integer", location=location)
+    return size
+
+
+def input_groups(node: FunctionNode) -> tuple[tuple[str, int], ...]:
+    """Per method ("" for a function): how many inputs an allocation runs at once, when more than one."""
+    if node.kind != "cls":
+        size = _group_size(node.partial, node.location)
+        return (("", size),) if size > 1 else ()
+    out = []
+    for name, pf in getattr(node.obj, "methods", {}).items():
+        partial = {**node.partial, **{k: v for k, v in pf.flags.items() if k == "batched"}}
+        size = _group_size(partial, pf.location)
+        if size > 1:
+            out.append((name, size))
+    return tuple(sorted(out))
