@@ -2,8 +2,9 @@
 
 Runs inside allocations; standard library only at start-up (cloudpickle is
 imported only when a value needs it). See ``args`` for the command line,
-``shim`` for the supervisor, ``worker`` for the process that runs user code
-and ``exitcodes`` for what the exit status means.
+``shim`` for the supervisor, ``worker`` for the process that runs user code,
+``web`` for ``--serve web`` (a web endpoint's server) and ``exitcodes`` for
+what the exit status means.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from .shim import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parse_args(argv))
+    opts = parse_args(argv)
+    if opts.serve is not None:  # a listening allocation: its heavy imports (uvicorn ...) stay out of plain calls
+        from .web import serve
+
+        return serve(opts)
+    return run(opts)
 
 
 if __name__ == "__main__":

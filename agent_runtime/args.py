@@ -22,7 +22,8 @@ PROG = "python -m agent_runtime"
 USAGE = (f"usage: {PROG} [-h] --code CODE --module MODULE --qualname QUALNAME --result-dir RESULT_DIR\n"
          f"{' ' * len('usage: ' + PROG)} --timeout TIMEOUT [--retries RETRIES] [--backoff BACKOFF]\n"
          f"{' ' * len('usage: ' + PROG)} [--initial-delay INITIAL_DELAY] [--max-delay MAX_DELAY]\n"
-         f"{' ' * len('usage: ' + PROG)} (--call CALL | --no-input) [--generator]\n")
+         f"{' ' * len('usage: ' + PROG)} (--call CALL | --no-input) [--generator]\n"
+         f"   or: {PROG} --serve web --code CODE --module MODULE --qualname QUALNAME --port PORT\n")
 
 # flag -> (destination, type or None for a switch, help)
 _FLAGS: dict[str, tuple[str, type | None, str]] = {
@@ -38,18 +39,23 @@ _FLAGS: dict[str, tuple[str, type | None, str]] = {
     "--call": ("call", str, "the call envelope (protocol.Call)"),
     "--no-input": ("no_input", None, "run once with no arguments (schedules)"),
     "--generator": ("generator", None, "stream yielded values into stream.pkl"),
+    "--serve": ("serve", str, "serve instead of running calls: 'web' (the function's HTTP endpoint)"),
+    "--port": ("port", int, "with --serve: the port to listen on (e.g. ${NOMAD_PORT_http})"),
 }
 _REQUIRED = ("--code", "--module", "--qualname", "--result-dir", "--timeout")
+_SERVE_REQUIRED = ("--code", "--module", "--qualname", "--port")
+_SERVE_MODES = ("web",)
 _DEFAULTS: dict[str, object] = {"retries": 0, "backoff": 2.0, "initial_delay": 1.0, "max_delay": 60.0,
-                                "call": None, "no_input": False, "generator": False}
+                                "call": None, "no_input": False, "generator": False, "serve": None, "port": None,
+                                "result_dir": "", "timeout": 0.0}
 _TYPE_NAMES = {str: "str", int: "int", float: "float"}
 
 
 class Options(Frozen):
     __slots__ = ("backoff", "call_path", "code_dir", "generator", "initial_delay_s", "max_delay_s", "module",
-                 "qualname", "result_dir", "retries", "timeout_s")
+                 "port", "qualname", "result_dir", "retries", "serve", "timeout_s")
     _compared = ("code_dir", "module", "qualname", "result_dir", "timeout_s", "retries", "backoff",
-                 "initial_delay_s", "max_delay_s", "call_path", "generator")
+                 "initial_delay_s", "max_delay_s", "call_path", "generator", "serve", "port")
 
     code_dir: str
     module: str
@@ -62,10 +68,12 @@ class Options(Frozen):
     max_delay_s: float
     call_path: str | None  # None with --no-input: one input with no arguments
     generator: bool
+    serve: str | None  # "web": serve the function's HTTP endpoint (agent_runtime/web.py) instead of calls
+    port: int | None  # with serve: where to listen
 
     def __init__(self, *, code_dir: str, module: str, qualname: str, result_dir: str, timeout_s: float,
                  retries: int, backoff: float, initial_delay_s: float, max_delay_s: float, call_path: str | None,
-                 generator: bool) -> None:
+                 generator: bool, serve: str | None = None, port: int | None = None) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "code_dir", code_dir)
         setattr_(self, "module", module)
@@ -78,6 +86,8 @@ class Options(Frozen):
         setattr_(self, "max_delay_s", max_delay_s)
         setattr_(self, "call_path", call_path)
         setattr_(self, "generator", generator)
+        setattr_(self, "serve", serve)
+        setattr_(self, "port", port)
 
     def retry_delay_s(self, retry: int) -> float:
         """Modal's rule: the k-th retry waits initial_delay * backoff**(k-1), capped at max_delay."""
@@ -131,6 +141,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
             except ValueError:
                 _error(f"argument {flag}: invalid {_TYPE_NAMES[kind]} value: {text!r}")
         seen.add(flag)
+    if "--serve" in seen:
+        return _serve_options(values, seen)
     missing = [f"{flag} {_FLAGS[flag][0].upper()}" for flag in _REQUIRED if flag not in seen]
     if missing:
         _error(f"the following arguments are required: {', '.join(missing)}")
@@ -153,6 +165,26 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
                    max_delay_s=float(values["max_delay"]),  # type: ignore[arg-type]
                    call_path=None if values["no_input"] else (None if call is None else str(call)),
                    generator=bool(values["generator"]))
+
+
+def _serve_options(values: dict[str, object], seen: set[str]) -> Options:
+    """``--serve MODE``: a long-running allocation that listens on ``--port`` (no call, no result)."""
+    if values["serve"] not in _SERVE_MODES:
+        _error(f"argument --serve: invalid choice: {values['serve']!r} (choose from {', '.join(_SERVE_MODES)})")
+    missing = [f"{flag} {_FLAGS[flag][0].upper()}" for flag in _SERVE_REQUIRED if flag not in seen]
+    if missing:
+        _error(f"the following arguments are required: {', '.join(missing)}")
+    for flag in ("--call", "--no-input", "--generator"):
+        if flag in seen:
+            _error(f"argument {flag}: not allowed with argument --serve")
+    port = values["port"]
+    assert isinstance(port, int)
+    if not 0 < port < 65536:
+        _error("--port must be between 1 and 65535")
+    return Options(code_dir=str(values["code"]), module=str(values["module"]), qualname=str(values["qualname"]),
+                   result_dir=str(values["result_dir"]), timeout_s=float(values["timeout"]),  # type: ignore[arg-type]
+                   retries=0, backoff=2.0, initial_delay_s=1.0, max_delay_s=60.0, call_path=None, generator=False,
+                   serve=str(values["serve"]), port=port)
 
 
 def _is_number(text: str) -> bool:

@@ -360,7 +360,7 @@ def deploy(script: str, module_mode: bool, name: str | None, driver: str, image_
            datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
            volume_type: str, volume_plugin: str | None, **connection: Any) -> None:
     """Register SCRIPT's jobs on Nomad under stable IDs; update them in place."""
-    from .nomad_commands import deploy_app
+    from .nomad_commands import deploy_app, show_endpoints
     from .phases import CompilerData
     from .preflight import check_before_deploy
 
@@ -374,8 +374,26 @@ def deploy(script: str, module_mode: bool, name: str | None, driver: str, image_
         check_before_deploy(api, data.graph, data.compiled, volume_plugin=volume_plugin, node_pool=node_pool,
                             echo=lambda line: click.echo(line, err=True))
         deploy_app(api, data.compiled, click.echo)
+        show_endpoints(api, data.compiled, click.echo)
     click.echo(f"deployed app {data.compiled.app_name!r}: call it with "
                f"modal.Function.from_name({data.compiled.app_name!r}, NAME)", err=True)
+
+
+@main.command()
+@click.argument("script")
+@click.option("-m", "module_mode", is_flag=True, help="Treat SCRIPT as a Python module path.")
+@click.option("--name", help="App name (default: the App's name, else the script's).")
+@handle_errors
+def serve(script: str, module_mode: bool, name: str | None) -> None:
+    """Serve SCRIPT's web endpoints on this machine; reload when the script (or a module next to it) changes."""
+    from .serve import serve as serve_app
+
+    ref = parse_import_ref(script, use_module_mode=module_mode)
+    try:
+        serve_app(ref, build_options("docker", None, (), None, None, None, mode="run"), name=name,
+                  echo=lambda line: click.echo(line, err=True))
+    except KeyboardInterrupt:
+        click.echo("stopped serving", err=True)
 
 
 @main.command()

@@ -344,7 +344,12 @@ class Invoker:
             raise remote_exception(outcome)
 
     def web_url(self, target: Target) -> str:
-        raise ExecutionError("web endpoints are not supported by modalc run yet")
+        """The URL of a web function's endpoint in this run (its service job's address on the backend)."""
+        fn = self._function(target)
+        web_url = getattr(self.backend, "web_url", None)
+        if web_url is None or fn.job is None or not any(g.services for g in fn.job.groups):
+            raise ExecutionError(f"{target.tag} has no web endpoint on the {self.backend.name} backend")
+        return str(web_url(fn))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -104,8 +104,10 @@ def _group(g: Group) -> dict[str, Any]:
     if g.ephemeral_disk_mib is not None:
         out["EphemeralDisk"] = {"SizeMB": g.ephemeral_disk_mib}
     if g.network_ports:
+        # jobspec2 sets ReservedPorts (null without static ports) whenever a network has ports.
         out["Networks"] = [{"DynamicPorts": [
-            {"Label": p.label, **({"To": p.to} if p.to is not None else {})} for p in g.network_ports]}]
+            {"Label": p.label, **({"To": p.to} if p.to is not None else {})} for p in g.network_ports],
+            "ReservedPorts": None}]
     if g.services:
         out["Services"] = [_service(s) for s in g.services]
     if g.volumes:

@@ -86,6 +86,22 @@ def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo) -> list[Planned
     return planned
 
 
+def show_endpoints(api: NomadAPI, compiled: CompiledApp, echo: Echo, timeout_s: float | None = None) -> None:
+    """Print each web endpoint's URL, read from Nomad's service registrations once an allocation of its job
+    runs and registered it (at most ``timeout_s``, default the placement timeout, per endpoint)."""
+    from .backends.listening import is_listening, registered_url
+    from .backends.nomad import placement_timeout_from_env
+
+    timeout = placement_timeout_from_env() if timeout_s is None else timeout_s
+    for fn in compiled.functions:
+        if not is_listening(fn):
+            continue
+        try:
+            echo(f"endpoint   {fn.tag}: {registered_url(api, fn, fn.job.id, timeout_s=timeout)}")
+        except UserError as exc:
+            echo(f"endpoint   {fn.tag}: not registered yet ({exc.message})")
+
+
 # -- app commands ------------------------------------------------------------------
 def _meta(job: dict[str, Any]) -> dict[str, str]:
     return job.get("Meta") or {}

@@ -6,7 +6,10 @@ Runs on the client. Each dispatch gets Nomad's allocation layout
 rendered templates, and runs the task's command like ``raw_exec`` does (a
 docker task runs its command with this machine's Python instead of the
 image). Secrets come from the local store; volumes are directories under
-``$MODALC_HOME/volumes`` made visible at each mount path.
+``$MODALC_HOME/volumes`` made visible at each mount path. A service job (a
+web endpoint) starts with the run as one long-running process on a free
+local port (``NOMAD_PORT_<label>`` …, bound to 127.0.0.1); ``web_url`` waits
+for its check to pass and returns ``http://127.0.0.1:<port>``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ..errors import UserError
 from ..home import subdir
 from ..ir import CompiledApp, FunctionJob, Task, Template
 from .base import AllocResult, Backend, Dispatch
+from .listening import free_port, is_listening, port_env, service_of, wait_ready
 
 _SECRET_VAR = re.compile(r'nomadVar "modalc/secrets/([^"]+)"')
 _RUN_VAR = re.compile(r'nomadVar \(printf "modalc/runs/%s/([^"]+)"')
@@ -199,7 +203,8 @@ class LocalBackend(Backend):
     name = "local"
     max_payload_bytes = None
 
-    def __init__(self, *, sink: LogSink | None = None, keep_allocs: bool = False):
+    def __init__(self, *, sink: LogSink | None = None, keep_allocs: bool = False,
+                 ports: dict[str, int] | None = None):
         self.sink = sink or LogSink()
         self.keep_allocs = keep_allocs
         self.run_dir = ""
@@ -211,6 +216,8 @@ class LocalBackend(Backend):
         self._stopped = False
         self.run_secrets: dict[str, dict[str, str]] = {}  # run-scoped secret ID -> values (compiler/run_secrets.py)
         self._pump = _LogPump(self.sink)
+        self._services: dict[str, tuple[Dispatch, int]] = {}  # function tag -> (its allocation, its local port)
+        self.preferred_ports = dict(ports or {})  # function tag -> port to reuse (modalc serve keeps its URLs)
 
     # -- lifecycle --------------------------------------------------------------
     def start(self, app: CompiledApp, *, run_id: str) -> None:
@@ -220,6 +227,45 @@ class LocalBackend(Backend):
         for fn in app.functions:
             for task in self._tasks(fn):
                 self._link_volumes(fn, task)
+        for fn in app.functions:
+            if is_listening(fn):
+                self._start_service(fn)
+
+    def add_function(self, fn: FunctionJob) -> None:
+        for task in self._tasks(fn):
+            self._link_volumes(fn, task)
+        if is_listening(fn):
+            self._start_service(fn)
+
+    # -- listening allocations (service jobs) ------------------------------------
+    def _start_service(self, fn: FunctionJob) -> None:
+        """One allocation of a service job (locally one, whatever its count), on a free local port."""
+        port = free_port(prefer=self.preferred_ports.get(fn.tag))
+        env = {**port_env(service_of(fn).port, port), "MODALC_BIND_HOST": "127.0.0.1"}
+        dispatch = self._launch(fn, b"", call_id=f"service-{fn.tag}", child_id=fn.job.id, extra_env=env)
+        with self._lock:
+            self._services[fn.tag] = (dispatch, port)
+
+    def web_url(self, fn: FunctionJob, timeout_s: float = 60.0) -> str:
+        """``http://127.0.0.1:<port>`` of ``fn``'s endpoint, once its service check passes."""
+        with self._lock:
+            entry = self._services.get(fn.tag)
+        if entry is None:
+            raise UserError(f"{fn.tag} is not a web endpoint of this run")
+        dispatch, port = entry
+        alloc = self._get(dispatch)
+        wait_ready(fn, "127.0.0.1", port, alive=lambda: alloc.process.poll() is None, timeout_s=timeout_s)
+        return f"http://127.0.0.1:{port}"
+
+    def service_ports(self) -> dict[str, int]:
+        with self._lock:
+            return {tag: port for tag, (_, port) in self._services.items()}
+
+    def service_processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        """Function tag -> the process serving its endpoint."""
+        with self._lock:
+            return {tag: self._allocs[d.dispatch_id].process for tag, (d, _) in self._services.items()
+                    if d.dispatch_id in self._allocs}
 
     def _tasks(self, fn: FunctionJob) -> list[Task]:
         return [t for g in fn.job.groups for t in g.tasks]
@@ -270,16 +316,23 @@ class LocalBackend(Backend):
     def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
         if self._stopped:
             raise UserError("the app run has ended; no more calls can be made")
-        job, group = fn.job, fn.job.groups[0]
+        if is_listening(fn):
+            raise UserError(f"{fn.tag} is a web endpoint: call it over HTTP (its get_web_url())")
+        return self._launch(fn, payload, call_id=call_id, child_id=f"{fn.job.id}/dispatch-{call_id}")
+
+    def _launch(self, fn: FunctionJob, payload: bytes, *, call_id: str, child_id: str,
+                extra_env: dict[str, str] | None = None) -> Dispatch:
+        """Start one allocation of ``fn`` as a local process."""
+        group = fn.job.groups[0]
         task = group.tasks[0]
         alloc_id = str(uuid.uuid4())
-        child_id = f"{job.id}/dispatch-{call_id}"
         alloc_dir = os.path.join(self.run_dir, alloc_id)
         task_dir = os.path.join(alloc_dir, task.name)
         for sub in ("alloc/data", "alloc/logs", "alloc/tmp", f"{task.name}/local", f"{task.name}/secrets",
                     f"{task.name}/tmp", f"{task.name}/private"):
             os.makedirs(os.path.join(alloc_dir, sub), exist_ok=True)
         env = self._environment(fn, task, alloc_id, child_id, alloc_dir, task_dir)
+        env.update(extra_env or {})
         for t in task.templates:
             text, extra = _render_template(t, self.run_secrets)
             dest = os.path.join(task_dir, t.destination)

@@ -198,6 +198,14 @@ class NomadBackend(Backend):
             self._deployed.add(job_id)
         return fn
 
+    def web_url(self, fn: FunctionJob) -> str:
+        """The address Nomad registered for the endpoint's service (``GET /v1/service/<name>``), waiting for
+        an allocation of this run's job to register it (at most the placement timeout)."""
+        from .listening import registered_url
+
+        job_id = self.parents.get(fn.tag) or fn.job.id
+        return registered_url(self.api, fn, job_id, timeout_s=self.placement_timeout)
+
     def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
         if self._stopped:
             raise UserError("the app run has ended; no more calls can be made")

@@ -133,6 +133,18 @@ class _VolumesEndpoint(Requester):  # type: ignore[misc]
     ENDPOINT = "volumes"
 
 
+class _ServiceEndpoint(Requester):  # type: ignore[misc]  # Nomad-native service registrations
+    ENDPOINT = "service"
+
+
+class _ServicesEndpoint(Requester):  # type: ignore[misc]
+    ENDPOINT = "services"
+
+
+class _ClientAllocationEndpoint(Requester):  # type: ignore[misc]
+    ENDPOINT = "client/allocation"
+
+
 class NomadAPI:
     """The Nomad calls modalc makes, on top of python-nomad. Use as a context manager or call close()."""
 
@@ -152,10 +164,14 @@ class NomadAPI:
                               verify=settings.verify, cert=cert, session=self._session)
         self._volume = _VolumeEndpoint(**self._n.requester_settings)
         self._volumes = _VolumesEndpoint(**self._n.requester_settings)
+        self._service = _ServiceEndpoint(**self._n.requester_settings)
+        self._services = _ServicesEndpoint(**self._n.requester_settings)
+        self._client_alloc = _ClientAllocationEndpoint(**self._n.requester_settings)
         # python-nomad falls back to NOMAD_TOKEN itself; the settings are the only source of truth.
         for ep in (self._n.job, self._n.jobs, self._n.allocation, self._n.evaluation, self._n.variable,
                    self._n.variables, self._n.client.cat, self._n.client.read_at, self._n.client.stream_logs,
-                   self._n.client.ls, self._n.node, self._n.nodes, self._volume, self._volumes):
+                   self._n.client.ls, self._n.node, self._n.nodes, self._volume, self._volumes, self._service, self._services,
+                   self._client_alloc):
             ep.token = settings.token
 
     def close(self) -> None:
@@ -287,6 +303,25 @@ class NomadAPI:
         """GET /v1/evaluation/<id> (namespace passed explicitly)."""
         return _obj(self._call(self._n.evaluation, eval_id, method="get", retry=True,
                                 what=f"read evaluation {eval_id}"))
+
+    # ------------------------------------------------------------------ services (provider = "nomad")
+    def services(self) -> list[dict[str, Any]]:
+        """GET /v1/services: ``[{"Namespace": ..., "Services": [{"ServiceName": ..., "Tags": [...]}]}]``."""
+        return _list(self._call(self._services, method="get", retry=True, what="list services"))
+
+    def service(self, name: str, index: int | None = None, wait: str = "5m") -> tuple[list[dict[str, Any]], int]:
+        """GET /v1/service/<name>: its registrations (``Address``, ``Port``, ``AllocID``, ``JobID`` ...), blocking
+        until the index passes ``index`` when given; (registrations, X-Nomad-Index)."""
+        params: dict[str, Any] = {"index": index, "wait": wait} if index is not None else {}
+        resp = self._call(self._service, name, method="get", params=params, retry=True,
+                          what=f"read service {name!r}")
+        return _list(resp), int(resp.headers.get("X-Nomad-Index") or 0)
+
+    def alloc_checks(self, alloc_id: str) -> dict[str, Any]:
+        """GET /v1/client/allocation/<id>/checks: the latest result of each Nomad-native service check
+        (``{check id: {"Status": "success"|"failure"|"pending", "Service", "Check", "Output", ...}}``)."""
+        return _obj(self._call(self._client_alloc, alloc_id, "checks", method="get", retry=True,
+                               what=f"read the checks of allocation {alloc_id}"))
 
     # ------------------------------------------------------------------ files and logs
     def read_file(self, alloc_id: str, path: str) -> bytes:

@@ -10,15 +10,13 @@ from ..graph import AppGraph, FunctionNode
 from ..ir import CompiledApp, FunctionJob
 from .features import feature_notes
 from .job import BuildOptions, job_id, lower_function, notes_for
+from .web import lower_web, unsupported_web
 
 __all__ = ["BuildOptions", "job_id", "lower_app", "lower_function", "not_yet_supported"]
 
 
 def not_yet_supported(node: FunctionNode) -> UserError | None:
-    if node.web is not None:
-        return UserError(f"{node.tag}: web endpoints (@modal.{node.web['type']}) are not supported by modalc build yet",
-                         location=node.location, hint="serve the app from a Nomad service job for now")
-    return None
+    return unsupported_web(node)
 
 
 def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | None = None,
@@ -38,6 +36,8 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
             continue
         try:
             compiled = lower_function(node, graph, opts)
+            if node.web is not None:
+                compiled = lower_web(compiled, node, graph, opts)
         except UserError as exc:
             errors.add(exc)
             continue
@@ -47,7 +47,9 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
                                  location=node.location, hint="rename one of them (name=...)"))
             continue
         seen_ids[compiled.job.id] = node.tag
-        notes += notes_for(node) + feature_notes(node)
+        # A web function's min_containers= is its service job's count (lower/web.py).
+        notes += [n for n in notes_for(node) + feature_notes(node)
+                  if node.web is None or ": min_containers= ignored" not in n]
         jobs.append(compiled)
     errors.raise_if_any()
     return CompiledApp(app_name=graph.app_name, functions=tuple(jobs), warnings=tuple(notes))

@@ -30,6 +30,7 @@ from .docker_context import ContextRewriter, logical_lines, walk
 
 RUNTIME_CONTEXT_DIR = "modalc-runtime"
 SUPPORTED_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+WEB_REQUIREMENTS = ("fastapi>=0.110,<1", "uvicorn>=0.29,<1")
 
 
 def _args(step_args: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
@@ -86,6 +87,7 @@ class _Recipe:
         self.context: list[ContextFile] = []
         self.code = code  # the user's script and sibling modules, for run_function
         self.runtime_installed = False
+        self.web = False  # a web function's image: the runtime comes with WEB_REQUIREMENTS
         self.code_copied = False
 
     def add_file(self, source: str, dest: str) -> None:
@@ -108,8 +110,11 @@ class _Recipe:
         if self.runtime_installed:
             return
         self.runtime_installed = True
+        # Web endpoints are served by uvicorn (FastAPI for fastapi_endpoint): ranges fixed here, never the
+        # client's installed versions, so a Dockerfile (and its tag) is the same on every machine.
+        deps = "'cloudpickle>=3,<4'" + (" " + " ".join(f"'{d}'" for d in WEB_REQUIREMENTS) if self.web else "")
         self.lines += [
-            "RUN python -m pip install --no-cache-dir 'cloudpickle>=3,<4'",
+            f"RUN python -m pip install --no-cache-dir {deps}",
             f"COPY {RUNTIME_CONTEXT_DIR}/ /opt/modalc-runtime/",
             f"ENV PYTHONPATH=/root:/opt/modalc-runtime MODALC_RUNTIME_ABI={agent_runtime.RUNTIME_ABI}",
         ]
@@ -294,19 +299,21 @@ def runtime_files() -> tuple[ContextFile, ...]:
 
 
 def lower_image(image: Image, *, registry: str | None, default_python: str, location: tuple[str, int],
-                sources: tuple[SourceFile, ...] = ()) -> tuple[str, ImageBuild | None]:
+                sources: tuple[SourceFile, ...] = (), web: bool = False) -> tuple[str, ImageBuild | None]:
     """Return (the image reference for the task, the build if one is needed).
 
     ``sources`` (the user's script and sibling modules) go into the context as ``code/<path>``
-    only when a ``run_function`` step needs them.
+    only when a ``run_function`` step needs them. ``web``: the image also gets ``WEB_REQUIREMENTS``
+    (a bare registry image is then built too, to add them).
     """
     (base_kind, base_args), *steps = image.steps
     a = _args(base_args)
-    if base_kind == "from_registry" and not steps and not a.get("add_python") and not a.get(
+    if base_kind == "from_registry" and not steps and not web and not a.get("add_python") and not a.get(
             "setup_dockerfile_commands"):
         return str(a["tag"]), None
     code = tuple(ContextFile(source=s.path, path=f"code/{s.path}", data=s.text.encode()) for s in sources)
     recipe = _Recipe(location, code)
+    recipe.web = web
     _base(recipe, base_kind, a | {"dir": image.base_dir}, default_python)
     for index, (kind, step_args) in enumerate(steps, start=1):
         _step(recipe, index, kind, _args(step_args))

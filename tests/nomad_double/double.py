@@ -53,6 +53,7 @@ from .runner import (
     resolve_command,
     task_env,
 )
+from .services import alloc_checks, allocate_ports, port_env, registrations, services_list
 from .volumes import Volumes
 
 _SCHEMA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "nomad"
@@ -492,7 +493,11 @@ class NomadDouble:
             "Job": copy.deepcopy(job), "Metrics": {"NodesEvaluated": 1, "NodesFiltered": 0},
             "DeploymentID": "", "PreviousAllocation": "", "NetworkStatus": None,
             "_index": index,
+            "_ports": allocate_ports(tg),
         }
+        if alloc["_ports"]:
+            alloc["AllocatedResources"] = {"Shared": {"Ports": [
+                dict(p) for p in alloc["_ports"]]}}
         self.allocs[aid] = alloc
         failure = self.faults.take_alloc_failure()
         t = threading.Thread(target=self._run_alloc, args=(aid, failure), name=f"alloc-{aid[:8]}", daemon=True)
@@ -614,6 +619,7 @@ class NomadDouble:
         name = task["Name"]
         tdir = adir / name
         env = task_env(alloc=alloc, job=job, group=tg, task=task, alloc_dir=adir, index=alloc["_index"])
+        env.update(port_env(alloc.get("_ports") or []))
         payload_cfg = task.get("DispatchPayload") or {}
         if payload_cfg.get("File"):
             target = tdir / "local" / payload_cfg["File"]
@@ -792,6 +798,20 @@ class NomadDouble:
                     ev = self._new_eval(alloc["Job"], "alloc-stop", "complete")
                     return 200, {"EvalID": ev["ID"], "Index": self.index}, {}
                 return 200, self._alloc_view(alloc, True), {}
+        if p.startswith("/v1/client/allocation/") and p.endswith("/checks"):
+            with self._cond:
+                alloc = self.allocs.get(p[len("/v1/client/allocation/"):-len("/checks")])
+                if alloc is None or alloc["ID"] in self._gced:
+                    raise HTTPError(404, "Unknown allocation")
+                alloc = dict(alloc)
+            return 200, alloc_checks(alloc), {}
+        if p == "/v1/services" or p.startswith("/v1/service/"):
+            with self._cond:
+                regs = registrations(self.allocs.values(), ns, self._lost)
+            if p == "/v1/services":
+                return 200, services_list(regs), {}
+            name = p[len("/v1/service/"):]
+            return 200, [r for r in regs if r["ServiceName"] == name], {}
         if p.startswith("/v1/client/fs/"):
             return self._fs_route(p[len("/v1/client/fs/"):], q)
         if p.startswith("/v1/var/"):

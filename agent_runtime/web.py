@@ -1,0 +1,119 @@
+"""``python -m agent_runtime --serve web``: serve one web function's endpoint on ``--port``.
+
+Runs inside a web function's service allocation (and in the local backend's
+and ``modalc serve``'s processes). Imports the user's module with ``modal``
+bound to the compat SDK, reads the function's web decorator (recorded on
+``Function.web``), and serves:
+
+* ``@modal.fastapi_endpoint(method=, docs=)``: a FastAPI app with the function as the route ``/``
+  (query parameters and JSON bodies as FastAPI binds them; ``/docs`` only with ``docs=True``);
+* ``@modal.asgi_app()``: the ASGI app the function returns;
+* ``@modal.wsgi_app()``: the WSGI app the function returns, through uvicorn's WSGI adapter;
+* ``@modal.web_server(port)`` / ``@app.server(port=)``: runs the function (it starts a server on
+  ``port``), waits up to ``startup_timeout`` for the port, then relays ``--port`` to it (when the two
+  differ: raw_exec, local) or just stays up (docker maps the port straight in).
+
+The first three are served by uvicorn with ``HEALTH_PATH`` answered by the runtime (``listen.py``).
+Exit codes: 0 after SIGTERM/SIGINT, 1 when user code fails (import, the app factory, the server not
+coming up), 3 for a function that is not a web endpoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from .exitcodes import INFRA_ERROR, USER_ERROR
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .args import Options
+
+
+def load_function(opts: Options) -> Any:
+    """Import the user's module (modal bound to the compat SDK) and return the object at ``qualname``."""
+    os.environ["MODALC_IN_CONTAINER"] = "1"
+    sys.path.insert(0, os.path.abspath(opts.code_dir))
+    from .sdk.binding import bind_modal
+
+    bind_modal()
+    target: Any = importlib.import_module(opts.module)
+    for part in opts.qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def fastapi_app(f: Any, web: dict[str, Any]) -> Any:
+    from fastapi import FastAPI
+
+    docs = bool(web.get("docs"))
+    app = FastAPI(docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
+    app.add_api_route("/", f, methods=[str(web.get("method") or "GET").upper()])
+    return app
+
+
+def asgi_for(web: dict[str, Any], f: Any) -> Any:
+    """The ASGI app that serves a fastapi_endpoint, asgi_app or wsgi_app function."""
+    kind = web["type"]
+    if kind == "fastapi_endpoint":
+        return fastapi_app(f, web)
+    app = f()
+    if kind == "wsgi_app":
+        from uvicorn.middleware.wsgi import WSGIMiddleware  # type: ignore[attr-defined]
+
+        return WSGIMiddleware(app)
+    return app
+
+
+def serve_web_server(f: Any, web: dict[str, Any], listen_port: int) -> int:
+    from . import listen
+
+    port = int(web["port"])
+    try:
+        f()  # starts the user's server (a subprocess or a thread) and returns
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        return USER_ERROR
+    timeout = float(web.get("startup_timeout") or 5.0)
+    if not listen.wait_for_port(port, timeout):
+        sys.stderr.write(f"modalc: the web server did not accept connections on port {port} within "
+                         f"{timeout:g} s (startup_timeout)\n")
+        return USER_ERROR
+    sys.stderr.write(f"modalc: web server is up on port {port}\n")
+    if listen_port == port:
+        return listen.watch(port)
+    return listen.relay(listen_port, port)
+
+
+def serve(opts: Options) -> int:
+    from . import listen
+
+    assert opts.port is not None
+    try:
+        fn = load_function(opts)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        return USER_ERROR
+    web = getattr(fn, "web", None)
+    raw = getattr(fn, "raw_f", None)
+    if not isinstance(web, dict) or raw is None:
+        sys.stderr.write(f"modalc: {opts.module}.{opts.qualname} is not a web endpoint\n")
+        return INFRA_ERROR
+    if web["type"] == "web_server":
+        return serve_web_server(raw, web, opts.port)
+    try:
+        app = asgi_for(web, raw)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        return USER_ERROR
+    return listen.run_asgi(app, opts.port)
