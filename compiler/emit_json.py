@@ -49,6 +49,8 @@ def _task(t: Task) -> dict[str, Any]:
         config["image"] = t.config.image
     config["command"] = t.config.command
     config["args"] = list(t.config.args)
+    if t.config.ports:
+        config["ports"] = list(t.config.ports)
     resources: dict[str, Any] = {"CPU": t.resources.cpu_mhz, "MemoryMB": t.resources.memory_mib}
     if t.resources.memory_max_mib is not None:
         resources["MemoryMaxMB"] = t.resources.memory_max_mib

@@ -135,6 +135,7 @@ class DriverConfig:
     image: str | None  # docker only
     command: str
     args: tuple[str, ...]
+    ports: tuple[str, ...] = ()  # docker: the group's port labels mapped into the container
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

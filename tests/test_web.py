@@ -78,6 +78,7 @@ def test_web_functions_become_service_jobs() -> None:
     assert task.dispatch_payload_file is None
     assert task.config.args[:4] == ("-m", "agent_runtime", "--serve", "web")
     assert task.config.args[-2:] == ("--port", "${NOMAD_PORT_http}")
+    assert task.config.ports == ("http",)  # docker maps the port into the container only when listed
     files = jobs["files"].groups[0]
     assert files.network_ports[0].to == 8765 and files.services[0].checks[0].type == "tcp"
     assert "label=adder" in jobs["add"].groups[0].services[0].tags
@@ -86,7 +87,7 @@ def test_web_functions_become_service_jobs() -> None:
 def test_raw_exec_uses_the_dynamic_port_and_validates(tmp_path: Path) -> None:
     data = compile_example(EXAMPLE, driver=Driver.RAW_EXEC)
     for fn in data.compiled.functions:
-        assert fn.job.groups[0].network_ports[0].to is None
+        assert fn.job.groups[0].network_ports[0].to is None and fn.job.groups[0].tasks[0].config.ports == ()
         hcl = emit_hcl(fn.job)
         assert 'port "http" {}' in hcl
         path = tmp_path / f"{fn.job.id}.nomad.hcl"

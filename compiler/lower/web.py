@@ -105,7 +105,9 @@ def lower_web(compiled: FunctionJob, node: FunctionNode, graph: AppGraph, opts: 
                                        location=node.location, sources=graph.sources, web=True)
     args = ("-m", "agent_runtime", "--serve", "web", "--code", f"${{NOMAD_TASK_DIR}}/{CODE_DIR}",
             "--module", node.module, "--qualname", node.qualname, "--port", f"${{NOMAD_PORT_{HTTP_PORT_LABEL}}}")
-    config = dataclasses.replace(task.config, image=image_ref, args=args)
+    # docker maps a group port into the container only when the task's config lists its label.
+    ports = (HTTP_PORT_LABEL,) if opts.driver is Driver.DOCKER else ()
+    config = dataclasses.replace(task.config, image=image_ref, args=args, ports=ports)
     task = dataclasses.replace(task, config=config, dispatch_payload_file=None)
     # docker: Nomad maps a dynamic host port to the container's port (web_server: the user's own port,
     # so no proxy is needed); raw_exec: the task listens on the dynamic port itself.

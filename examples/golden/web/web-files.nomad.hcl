@@ -44,6 +44,7 @@ job "web-files" {
         image   = "modalc:c005c3b52cde4835"
         command = "python"
         args    = ["-m", "agent_runtime", "--serve", "web", "--code", "${NOMAD_TASK_DIR}/code", "--module", "web", "--qualname", "files", "--port", "${NOMAD_PORT_http}"]
+        ports   = ["http"]
       }
 
       env {

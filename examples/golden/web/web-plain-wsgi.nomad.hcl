@@ -45,6 +45,7 @@ job "web-plain-wsgi" {
         image   = "modalc:c005c3b52cde4835"
         command = "python"
         args    = ["-m", "agent_runtime", "--serve", "web", "--code", "${NOMAD_TASK_DIR}/code", "--module", "web", "--qualname", "plain_wsgi", "--port", "${NOMAD_PORT_http}"]
+        ports   = ["http"]
       }
 
       env {
