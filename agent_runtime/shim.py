@@ -182,6 +182,7 @@ class Supervisor:
         self.count: int | None = None  # inputs in the call, known once a worker has read it
         self.group = 1  # inputs the worker runs at once, known once a worker has read the call
         self.stream = os.path.join(opts.result_dir, STREAM_FILE)
+        self.serve: dict[str, object] | None = None  # a "serve" envelope's header (a warm worker)
         self.generator = opts.generator  # or the call's header asks for a stream (a generator method)
 
     # -- the whole run -------------------------------------------------------
@@ -198,6 +199,10 @@ class Supervisor:
             message = f"cannot read the call: {exc}"
             return self._finish([Attempt(Status.INFRA, False, message,
                                          outcomes.failure(exc, tb=f"{outcomes.type_name(exc)}: {message}\n"))])
+        if self.serve is not None:
+            from . import serve
+
+            return serve.run(self.opts, self.serve, call_body or b"")
         if self.generator:
             open(self.stream, "wb").close()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -215,6 +220,9 @@ class Supervisor:
         with open(self.opts.call_path, "rb") as fh:
             data = fh.read()
         header, offset = read_header(data)
+        if header.get("kind") == "serve":  # a warm worker (serve.py): serves calls over HTTP until idle
+            self.serve = header
+            return data[offset:]
         if header.get("kind") != "call":
             raise ProtocolError(f"{self.opts.call_path} holds a {header.get('kind')!r} envelope, not a call")
         if header.get("stream") is True:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import sys
 import threading
 import time
@@ -31,6 +32,8 @@ from agent_runtime.sdk.functions import Target
 from .backends.base import AllocResult, Backend, Dispatch
 from .errors import UserError
 from .ir import CompiledApp, FunctionJob
+from .lower.warm import TOKEN_ENV
+from .warm_pool import WarmPool
 
 CHUNKS_PER_WORKER = 4
 MAX_CHUNK = 5000
@@ -85,6 +88,10 @@ class Invoker:
         self._compile_variant = compile_variant
         self._variants: dict[tuple[str, str], FunctionJob] = {}
         self._variant_lock = threading.Lock()  # one compile and registration at a time
+        # Warm workers (compiler/warm_pool.py): one pool per function and class parameters; one token per run.
+        self._pools: dict[tuple[str, str], WarmPool] = {}
+        self._warm_token = ""
+        self._warm_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------
     def _function(self, target: Target) -> FunctionJob:
@@ -173,9 +180,28 @@ class Invoker:
         error = ExecutionError(f"{fn.tag}: {why}")
         return [Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=str(error)) for _ in range(n_inputs)]
 
+    def _warm_pool(self, fn: FunctionJob, target: Target) -> WarmPool | None:
+        """The warm pool serving ``fn`` (with ``target``'s class parameters), created on first use."""
+        if fn.warm is None or not self.backend.supports_warm:
+            return None
+        key = (fn.tag, repr(sorted(dict(target.params).items())))
+        with self._warm_lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                if not self._warm_token:
+                    self._warm_token = secrets.token_urlsafe(32)
+                if not any(k[0] == fn.tag for k in self._pools):
+                    self.backend.put_job_variable(fn, {TOKEN_ENV: self._warm_token})
+                pool = self._pools[key] = WarmPool(self.backend, fn, self._warm_token, method=target.method,
+                                                   params=dict(target.params))
+            return pool
+
     def _run(self, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Outcome]:
         fn = self._function(target)
         call = Call(inputs=inputs, method=target.method, params=dict(target.params))
+        pool = self._warm_pool(fn, target)
+        if pool is not None:  # over the warm workers' channel: no dispatch, no payload limit
+            return pool.run(call)
         return self._execute(fn, self._encode(fn, call), len(inputs), uuid.uuid4().hex[:12])
 
     # -- the SDK's invoker interface ------------------------------------------------
@@ -187,7 +213,7 @@ class Invoker:
 
     def spawn(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         fn = self._function(target)
-        if getattr(self.backend, "attach", None) is not None:
+        if getattr(self.backend, "attach", None) is not None and fn.warm is None:
             # Durable call ids: the dispatch happens now and its id names the dispatched job, so
             # FunctionCall.from_id(...).get() works from another process too (see backends/nomad.py).
             call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
@@ -353,3 +379,7 @@ class Invoker:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._warm_lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()

@@ -16,6 +16,7 @@ SPEC_FORMAT_VERSION = "1"
 PAYLOAD_FILE = "call.pkl"
 CODE_DIR = "code"
 TASK_NAME = "main"
+RPC_PORT = "rpc"  # the port label of a warm worker's call channel
 
 
 class JobType(enum.Enum):
@@ -219,6 +220,23 @@ class ImageBuild:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Warm:
+    """How the client keeps warm workers of a function (``compiler/warm_pool.py``); set in run mode only."""
+
+    min_containers: int
+    max_containers: int
+    buffer_containers: int
+    scaledown_window_s: int
+    max_inputs: int  # concurrent calls per worker (@modal.concurrent max_inputs, else 1)
+    service: str  # the Nomad service the workers register (port label RPC_PORT)
+    timeout_s: int  # per attempt, enforced by the worker
+    retries: int  # Modal's retry policy, applied by the client across workers
+    backoff: float
+    initial_delay_s: float
+    max_delay_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionJob:
     """One compiled function: its job and what the client needs to call it."""
 
@@ -231,6 +249,8 @@ class FunctionJob:
     # How many inputs one allocation runs at once, per method ("" for a function), when more than one
     # (@modal.concurrent max_inputs, @modal.batched max_batch_size): a .map's chunks hold at least that many.
     input_groups: tuple[tuple[str, int], ...] = ()
+    # Warm workers that serve calls over HTTP (min/max/buffer_containers, scaledown_window, @modal.concurrent).
+    warm: Warm | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

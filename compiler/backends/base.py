@@ -59,6 +59,17 @@ class Backend(abc.ABC):
         """Bytes of the runtime's stream file from ``offset``, and whether the allocation ended."""
         raise NotImplementedError(f"{self.name} backend does not stream generator output")
 
+    # Warm workers (compiler/warm_pool.py): a backend that runs them sets this and implements the two below.
+    supports_warm = False
+
+    def put_job_variable(self, fn: FunctionJob, items: dict[str, str]) -> None:
+        """Write the Variable ``nomad/jobs/<fn's parent job ID>`` (the warm workers' token); deleted by ``stop``."""
+        raise NotImplementedError(f"{self.name} backend has no job Variables")
+
+    def endpoint(self, dispatch: Dispatch, service: str) -> tuple[str, int] | None:
+        """Where ``dispatch``'s allocation serves ``service`` (host, port); None until it is registered."""
+        raise NotImplementedError(f"{self.name} backend has no services")
+
     @abc.abstractmethod
     def cancel(self, dispatch: Dispatch) -> None:
         """Stop one allocation."""

@@ -39,6 +39,8 @@ from .listening import free_port, is_listening, port_env, service_of, wait_ready
 
 _SECRET_VAR = re.compile(r'nomadVar "modalc/secrets/([^"]+)"')
 _RUN_VAR = re.compile(r'nomadVar \(printf "modalc/runs/%s/([^"]+)"')
+# A Variable path built from the task's environment: nomad/jobs/<parent job ID> (the warm workers' token).
+_ENV_VAR = re.compile(r'nomadVar \(printf "([^"%]*)%s([^"%]*)" \(env "(\w+)"\)\)')
 _INTERP = re.compile(r"\$\{(NOMAD_[A-Za-z0-9_]+)\}")
 
 
@@ -185,11 +187,18 @@ def interpolate(text: str, env: dict[str, str]) -> str:
     return _INTERP.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
 
-def _render_template(t: Template, run_secrets: dict[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
+def _render_template(t: Template, run_secrets: dict[str, dict[str, str]],
+                     variables: dict[str, dict[str, str]] | None = None,
+                     env: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
     """(file text, env vars it contributes). Code templates are literal; secret templates read the store,
-    run-scoped ones (``modalc/runs/<run>/<id>``) the values ``run_secrets`` holds in memory for this run."""
+    run-scoped ones (``modalc/runs/<run>/<id>``) the values ``run_secrets`` holds in memory for this run,
+    ``nomad/jobs/<parent job ID>`` the Variables this run wrote (``variables``)."""
     m = _SECRET_VAR.search(t.data) if t.left_delimiter is None else None
     run = _RUN_VAR.search(t.data) if t.left_delimiter is None else None
+    by_env = _ENV_VAR.search(t.data) if t.left_delimiter is None and not (m or run) else None
+    if by_env:
+        items = (variables or {}).get(by_env.group(1) + (env or {}).get(by_env.group(3), "") + by_env.group(2), {})
+        return "".join(f"{k}={v}\n" for k, v in sorted(items.items())), (items if t.env else {})
     if m or run:
         items = secret_store.read(m.group(1)) if m else run_secrets.get(run.group(1), {}) if run else {}
         text = "".join(f"{k}={v}\n" for k, v in sorted(items.items()))
@@ -202,6 +211,7 @@ class LocalBackend(Backend):
 
     name = "local"
     max_payload_bytes = None
+    supports_warm = True
 
     def __init__(self, *, sink: LogSink | None = None, keep_allocs: bool = False,
                  ports: dict[str, int] | None = None):
@@ -215,6 +225,8 @@ class LocalBackend(Backend):
         self._links: list[str] = []
         self._stopped = False
         self.run_secrets: dict[str, dict[str, str]] = {}  # run-scoped secret ID -> values (compiler/run_secrets.py)
+        self.variables: dict[str, dict[str, str]] = {}  # Variables the run wrote (put_job_variable), in memory only
+        self._ports: dict[str, dict[str, int]] = {}  # a dispatched allocation's services -> its local ports
         self._pump = _LogPump(self.sink)
         self._services: dict[str, tuple[Dispatch, int]] = {}  # function tag -> (its allocation, its local port)
         self.preferred_ports = dict(ports or {})  # function tag -> port to reuse (modalc serve keeps its URLs)
@@ -318,7 +330,28 @@ class LocalBackend(Backend):
             raise UserError("the app run has ended; no more calls can be made")
         if is_listening(fn):
             raise UserError(f"{fn.tag} is a web endpoint: call it over HTTP (its get_web_url())")
-        return self._launch(fn, payload, call_id=call_id, child_id=f"{fn.job.id}/dispatch-{call_id}")
+        # A dispatch that listens (a warm worker, compiler/warm_pool.py) gets its group's ports too.
+        ports = {p.label: free_port() for g in fn.job.groups for p in g.network_ports}
+        env = {k: v for label, port in ports.items() for k, v in port_env(label, port).items()}
+        dispatch = self._launch(fn, payload, call_id=call_id, child_id=f"{fn.job.id}/dispatch-{call_id}",
+                                extra_env={**env, "MODALC_BIND_HOST": "127.0.0.1"} if ports else None)
+        if ports:
+            with self._lock:
+                self._ports[dispatch.dispatch_id] = {s.name: ports[s.port] for g in fn.job.groups
+                                                     for s in g.services if s.port in ports}
+        return dispatch
+
+    def put_job_variable(self, fn: FunctionJob, items: dict[str, str]) -> None:
+        self.variables[f"nomad/jobs/{fn.job.id}"] = dict(items)
+
+    def endpoint(self, dispatch: Dispatch, service: str) -> tuple[str, int] | None:
+        """The local port of ``dispatch``'s allocation for ``service``'s port label, while it runs."""
+        with self._lock:
+            alloc = self._allocs.get(dispatch.dispatch_id)
+            port = self._ports.get(dispatch.dispatch_id, {}).get(service)
+        if alloc is None or alloc.process.poll() is not None or port is None:
+            return None
+        return "127.0.0.1", port
 
     def _launch(self, fn: FunctionJob, payload: bytes, *, call_id: str, child_id: str,
                 extra_env: dict[str, str] | None = None) -> Dispatch:
@@ -334,7 +367,7 @@ class LocalBackend(Backend):
         env = self._environment(fn, task, alloc_id, child_id, alloc_dir, task_dir)
         env.update(extra_env or {})
         for t in task.templates:
-            text, extra = _render_template(t, self.run_secrets)
+            text, extra = _render_template(t, self.run_secrets, self.variables, env)
             dest = os.path.join(task_dir, t.destination)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             with open(dest, "w", encoding="utf-8") as fh:

@@ -100,6 +100,7 @@ class NomadBackend(Backend):
 
     name = "nomad"
     max_payload_bytes = 16384
+    supports_warm = True
     # The Invoker cuts a .map into chunks of at least this many inputs: a dispatch costs ~5 HTTP requests,
     # so this keeps a map at <= 0.1 request per input however many CPUs the client has.
     min_chunk = 64
@@ -119,6 +120,7 @@ class NomadBackend(Backend):
         self._deployed: set[str] = set()  # parent IDs of deployed jobs (not ours to purge)
         self._lock = threading.Lock()
         self._stopped = False
+        self._job_vars: list[str] = []  # Variables written for the run (warm workers' token), deleted by stop
 
     @classmethod
     def from_env(cls, *, quiet: bool = False, **overrides: Any) -> NomadBackend:
@@ -151,6 +153,7 @@ class NomadBackend(Backend):
                 self._print_detached()
                 return
             self._purge_run()
+            self._delete_job_vars()
         finally:
             self.api.close()
 
@@ -179,6 +182,33 @@ class NomadBackend(Backend):
         for job_id, error in failed:
             sys.stderr.write(f"warning: could not stop job {job_id}: {error}\n"
                              f"  stop it with: nomad job stop -purge {job_id}\n")
+
+    def _delete_job_vars(self) -> None:
+        for path in self._job_vars:
+            try:
+                self.api.delete_variable(path)
+            except ModalcError as exc:
+                sys.stderr.write(f"warning: could not delete Variable {path}: {exc}\n"
+                                 f"  delete it with: nomad var purge {path}\n")
+
+    # -- warm workers (compiler/warm_pool.py) ----------------------------------------
+    def put_job_variable(self, fn: FunctionJob, items: dict[str, str]) -> None:
+        """``nomad/jobs/<parent>``: what a dispatched child reads through its workload identity, no ACLs needed."""
+        path = f"nomad/jobs/{self.parents.get(fn.tag) or fn.job.id}"
+        with self._lock:
+            self._job_vars.append(path)  # before the request: a lost answer still gets cleaned up
+        self.api.put_variable(path, items)
+
+    def endpoint(self, dispatch: Dispatch, service: str) -> tuple[str, int] | None:
+        """The address the dispatched child registered for ``service`` (``GET /v1/service/<name>``)."""
+        try:
+            registrations, _ = self.api.service(service)
+        except NomadNotFound:  # nothing registered under that name yet
+            return None
+        for reg in registrations:
+            if reg.get("JobID") == dispatch.dispatch_id and reg.get("Port"):
+                return str(reg["Address"]), int(reg["Port"])
+        return None
 
     # -- calls ------------------------------------------------------------------
     def lookup(self, app_name: str, tag: str) -> FunctionJob:

@@ -5,11 +5,14 @@ Runs on the client.
 
 from __future__ import annotations
 
+import os
+
 from ..errors import Collector, UserError
 from ..graph import AppGraph, FunctionNode
 from ..ir import CompiledApp, FunctionJob
 from .features import feature_notes
 from .job import BuildOptions, job_id, lower_function, notes_for
+from .warm import is_warm, lower_warm
 from .web import lower_web, unsupported_web
 
 __all__ = ["BuildOptions", "job_id", "lower_app", "lower_function", "not_yet_supported"]
@@ -38,6 +41,8 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
             compiled = lower_function(node, graph, opts)
             if node.web is not None:
                 compiled = lower_web(compiled, node, graph, opts)
+            elif opts.mode == "run" and is_warm(node):  # warm workers serve calls over HTTP (lower/warm.py)
+                compiled = lower_warm(compiled, node, opts.driver, os.cpu_count() or 1)
         except UserError as exc:
             errors.add(exc)
             continue

@@ -1,0 +1,351 @@
+"""Warm worker pools: calls sent over HTTP to long-lived allocations of a function, scaled by the client.
+
+Runs on the client; one ``WarmPool`` per function (and class parameters) of a
+run, created by ``compiler.client.Invoker`` on the first call. A worker is an
+ordinary dispatch of the function's job whose envelope is a "serve" envelope
+(``agent_runtime/serve.py``): it imports the module once and serves
+``POST /call`` on its ``rpc`` port until ``scaledown_window`` idle. The
+backend says where it listens (``Backend.endpoint``: the local backend knows
+its processes, the Nomad backend reads the service catalog) and renders the
+run's token into it (``Backend.put_job_variable``).
+
+Scaling: the first call starts a worker (``min_containers`` start at once and
+never scale down during the run); a call takes a free slot of a ready worker
+(``max_inputs`` slots each, ``@modal.concurrent``), and while calls wait and
+the starting workers cannot take them all, one more worker is dispatched, up to
+``max_containers``; ``buffer_containers`` idle workers are kept beyond the
+busy ones. A worker close to its scaledown is no longer given calls, so it
+exits idle. Failures: a worker that refuses connections is dropped and
+replaced (the call is sent elsewhere, not counted as an attempt); a worker that
+dies mid-call fails that attempt, and failed attempts are retried on any
+worker by the function's retry policy (Modal's delays). Calls through the
+channel have no payload limit.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from agent_runtime import protocol
+from agent_runtime.protocol import Call, Outcome, ProtocolError
+from agent_runtime.sdk.exception import ExecutionError
+
+from .backends.base import AllocResult, Backend, Dispatch
+from .ir import FunctionJob, Warm
+
+STARTUP_TIMEOUT_S = 600.0
+
+
+class _Gone(Exception):
+    """The worker could not be reached (``sent`` False: the call never started) or broke off mid-call."""
+
+    def __init__(self, why: str, *, sent: bool):
+        super().__init__(why)
+        self.sent = sent
+
+
+class _Worker:
+    __slots__ = ("address", "conns", "dispatch", "ended", "inflight", "last_used", "pinned", "ready")
+
+    def __init__(self, pinned: bool):
+        self.pinned = pinned  # one of min_containers: never scales down during the run
+        self.dispatch: Dispatch | None = None
+        self.address: tuple[str, int] | None = None
+        self.ready = False
+        self.ended = False
+        self.inflight = 0
+        self.last_used = time.monotonic()
+        self.conns: list[http.client.HTTPConnection] = []
+
+
+def _connect(address: tuple[str, int]) -> http.client.HTTPConnection:
+    conn = http.client.HTTPConnection(*address, timeout=None)
+    conn.connect()
+    assert conn.sock is not None
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def _close(worker: _Worker) -> None:
+    while worker.conns:
+        try:
+            worker.conns.pop().close()
+        except IndexError:
+            break
+
+
+class WarmPool:
+    """The warm workers of one function (one set of class parameters) in one run."""
+
+    def __init__(self, backend: Backend, fn: FunctionJob, token: str, *, method: str | None = None,
+                 params: dict[str, Any] | None = None):
+        assert fn.warm is not None
+        self.backend = backend
+        self.fn = fn
+        self.warm: Warm = fn.warm
+        self.token = token
+        self.method = method
+        self.params = dict(params or {})
+        self._workers: list[_Worker] = []
+        self._cond = threading.Condition()
+        self._waiting = 0
+        self._closed = False
+        self._failure: BaseException | None = None  # why the last worker could not start
+        self.started = 0  # workers dispatched (tests and benchmarks read it)
+        with self._cond:
+            for _ in range(self.warm.min_containers):
+                self._start(pinned=True)
+
+    # -- calls ------------------------------------------------------------------
+    def run(self, call: Call) -> list[Outcome]:
+        """The outcomes of ``call``'s inputs, each retried by the function's retry policy."""
+        n = len(call.inputs)
+        results: list[Outcome | None] = [None] * n
+        todo = list(range(n))
+        attempt = 1
+        while todo:
+            sub = Call(inputs=[call.inputs[i] for i in todo], method=call.method, params=call.params)
+            worker = self._acquire()
+            try:
+                outcomes, retryable = self._send(worker, protocol.encode("call", sub))
+            except _Gone as gone:
+                self._drop(worker)
+                if not gone.sent:
+                    continue  # never reached the worker: send it elsewhere, not an attempt
+                outcomes = [self._died(str(gone), attempt) for _ in todo]
+                retryable = [True] * len(todo)
+            finally:
+                self._release(worker)
+            again = []
+            for i, outcome, retry in zip(todo, outcomes, retryable, strict=True):
+                outcome.attempts = attempt
+                results[i] = outcome
+                if not outcome.ok and retry and attempt <= self.warm.retries:
+                    again.append(i)
+            if again:
+                time.sleep(min(self.warm.initial_delay_s * self.warm.backoff ** (attempt - 1), self.warm.max_delay_s))
+                attempt += 1
+            todo = again
+        return [o for o in results if o is not None]
+
+    def _died(self, why: str, attempt: int) -> Outcome:
+        text = f"{self.fn.tag}: the warm worker ended while running the call ({why}); see its log above"
+        error = ExecutionError(text)
+        return Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=text, attempts=attempt)
+
+    def _send(self, worker: _Worker, payload: bytes) -> tuple[list[Outcome], list[bool]]:
+        assert worker.address is not None
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/octet-stream"}
+        reused = bool(worker.conns)
+        while True:
+            conn = None
+            if reused:
+                try:
+                    conn = worker.conns.pop()
+                except IndexError:  # another call took it
+                    reused = False
+            if conn is None:
+                try:
+                    conn = _connect(worker.address)
+                except OSError as exc:
+                    raise _Gone(f"cannot connect: {exc}", sent=False) from None
+            try:
+                conn.request("POST", "/call", body=payload, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                if reused:  # a kept-alive connection the worker had closed: try a fresh one
+                    reused = False
+                    continue
+                raise _Gone(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, sent=True) from None
+            break
+        if resp.status != 200:
+            conn.close()
+            raise ExecutionError(f"{self.fn.tag}: the warm worker answered {resp.status}: "
+                                 f"{data[:200].decode('utf-8', 'replace').strip()}")
+        if resp.will_close:
+            conn.close()
+        else:
+            worker.conns.append(conn)
+        try:
+            header, outcomes = protocol.decode(data)
+        except ProtocolError as exc:
+            raise ExecutionError(f"{self.fn.tag}: unreadable answer from the warm worker: {exc}") from None
+        flags = str(header.get("retryable") or "")
+        return list(outcomes), [flags[i:i + 1] == "1" for i in range(len(outcomes))]
+
+    # -- slots ------------------------------------------------------------------
+    def _acquire(self) -> _Worker:
+        with self._cond:
+            self._waiting += 1
+            try:
+                deadline = time.monotonic() + STARTUP_TIMEOUT_S
+                while True:
+                    if self._closed:
+                        raise ExecutionError("the app run has ended; no more calls can be made")
+                    worker = self._free_worker()
+                    if worker is not None:
+                        worker.inflight += 1
+                        self._keep_buffer()
+                        return worker
+                    if self._failure is not None and not self._workers:
+                        failure, self._failure = self._failure, None
+                        raise failure
+                    starting = sum(self.warm.max_inputs for w in self._workers if not w.ready)
+                    if self._waiting > starting and len(self._workers) < self.warm.max_containers:
+                        self._start(pinned=False)
+                        continue
+                    if time.monotonic() > deadline:
+                        raise ExecutionError(f"{self.fn.tag}: no warm worker became ready within "
+                                             f"{STARTUP_TIMEOUT_S:g} s")
+                    self._cond.wait(0.5)
+            finally:
+                self._waiting -= 1
+
+    def _free_worker(self) -> _Worker | None:
+        """The busiest ready worker with a free slot (so that idle ones can scale down); retires workers
+        close to their scaledown window, which then exit by themselves."""
+        now = time.monotonic()
+        margin = min(1.0, self.warm.scaledown_window_s * 0.2)
+        best: _Worker | None = None
+        for worker in list(self._workers):
+            if not worker.ready or worker.inflight >= self.warm.max_inputs:
+                continue
+            if not worker.pinned and not worker.inflight and now - worker.last_used >= \
+                    self.warm.scaledown_window_s - margin:
+                self._workers.remove(worker)
+                _close(worker)
+                continue
+            if best is None or worker.inflight > best.inflight:
+                best = worker
+        return best
+
+    def _keep_buffer(self) -> None:
+        idle = sum(1 for w in self._workers if not w.inflight)
+        while idle < self.warm.buffer_containers and len(self._workers) < self.warm.max_containers:
+            self._start(pinned=False)
+            idle += 1
+
+    def _release(self, worker: _Worker) -> None:
+        with self._cond:
+            worker.inflight -= 1
+            worker.last_used = time.monotonic()
+            self._cond.notify_all()
+
+    def _drop(self, worker: _Worker) -> None:
+        with self._cond:
+            if worker in self._workers:
+                self._workers.remove(worker)
+            self._cond.notify_all()
+        _close(worker)
+        if worker.dispatch is not None and not worker.ended:
+            try:
+                self.backend.cancel(worker.dispatch)  # unreachable: make sure it is gone
+            except Exception:
+                pass
+
+    # -- workers ----------------------------------------------------------------
+    def _start(self, *, pinned: bool) -> None:
+        """Dispatch one more worker (with the lock held); it becomes ready in the background."""
+        worker = _Worker(pinned)
+        self._workers.append(worker)
+        self._failure = None
+        self.started += 1
+        threading.Thread(target=self._boot, args=(worker,), name=f"modalc-warm-{self.fn.tag}", daemon=True).start()
+
+    def _boot(self, worker: _Worker) -> None:
+        scaledown_ms = 0 if worker.pinned else self.warm.scaledown_window_s * 1000
+        serve = protocol.encode("serve", Call(inputs=[], method=self.method, params=self.params),
+                                scaledown_ms=scaledown_ms, max_inputs=self.warm.max_inputs)
+        try:
+            worker.dispatch = self.backend.dispatch(self.fn, serve, call_id=f"warm-{uuid.uuid4().hex[:10]}")
+        except BaseException as exc:
+            self._ended(worker, exc)
+            return
+        threading.Thread(target=self._watch, args=(worker,), name=f"modalc-warm-{self.fn.tag}-wait",
+                         daemon=True).start()
+        delay = 0.005
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not worker.ended and not self._closed and time.monotonic() < deadline:
+            try:
+                address = worker.address or self.backend.endpoint(worker.dispatch, self.warm.service)
+                if address is not None:
+                    worker.address = address
+                    conn = _connect(address)
+                    conn.request("GET", "/healthz")
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status == 200:
+                        worker.conns.append(conn)
+                        with self._cond:
+                            worker.ready = True
+                            worker.last_used = time.monotonic()
+                            self._cond.notify_all()
+                        return
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                pass
+            except Exception as exc:  # the backend could not say where the worker is
+                self._ended(worker, exc)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _watch(self, worker: _Worker) -> None:
+        """Wait for the worker's allocation to end (idle scaledown, crash, stop); then forget it."""
+        assert worker.dispatch is not None
+        try:
+            result = self.backend.wait(worker.dispatch)
+        except BaseException as exc:
+            self._ended(worker, exc)
+            return
+        self._ended(worker, None if worker.ready else self._start_failure(result))
+
+    def _start_failure(self, result: AllocResult | None) -> BaseException:
+        from .client import remote_exception
+
+        if result is not None and result.result is not None:
+            try:
+                _, outcomes = protocol.decode(result.result)
+                if outcomes and not outcomes[0].ok:
+                    return remote_exception(outcomes[0])
+            except ProtocolError:
+                pass
+        why = (result.failure if result is not None else "") or "it exited before it was ready"
+        return ExecutionError(f"{self.fn.tag}: the warm worker could not start: {why}")
+
+    def _ended(self, worker: _Worker, failure: BaseException | None) -> None:
+        with self._cond:
+            worker.ended = True
+            if worker in self._workers:
+                self._workers.remove(worker)
+            _close(worker)
+            if failure is not None and not self._closed:
+                self._failure = failure
+            self._cond.notify_all()
+
+    # -- the end of the run ---------------------------------------------------------
+    def workers(self) -> int:
+        with self._cond:
+            return len(self._workers)
+
+    def close(self) -> None:
+        """Stop every worker (``Backend.stop`` would too; this does it before the backend ends)."""
+        with self._cond:
+            self._closed = True
+            workers = list(self._workers)
+            self._workers.clear()
+            self._cond.notify_all()
+        for worker in workers:
+            _close(worker)
+            if worker.dispatch is not None and not worker.ended:
+                try:
+                    self.backend.cancel(worker.dispatch)
+                except Exception:
+                    pass

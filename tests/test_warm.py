@@ -1,0 +1,310 @@
+"""Warm workers (compiler/warm_pool.py, agent_runtime/serve.py): reuse, scaling, failures, authentication.
+
+Real worker processes, on the local backend and against the Nomad test double.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import pickle
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_runtime import protocol
+from agent_runtime.protocol import Call
+from agent_runtime.sdk.exception import ExecutionError
+from agent_runtime.sdk.functions import Target
+from compiler.backends.base import Backend
+from compiler.backends.local import LocalBackend, LogSink
+from compiler.backends.nomad import NomadBackend
+from compiler.backends.nomad_api import NomadSettings
+from compiler.client import Invoker
+from compiler.lower import BuildOptions
+from compiler.phases import CompilerData
+from compiler.refs import parse_import_ref
+from compiler.warm_pool import WarmPool
+from tests.nomad_double.double import NomadDouble
+
+ROOT = Path(__file__).resolve().parents[1]
+
+APP = '''
+import os
+import signal
+import time
+
+import modal
+
+app = modal.App("warm-test")
+
+
+@app.function(scaledown_window=30)
+def ident(data=b""):
+    return os.getpid(), len(data)
+
+
+@app.function(max_containers=2, scaledown_window=30)
+@modal.concurrent(max_inputs=4)
+def nap(seconds):
+    start = time.time()
+    time.sleep(seconds)
+    return os.getpid(), start, time.time()
+
+
+@app.function(max_containers=2, scaledown_window=30)
+def slow(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@app.function(scaledown_window=1)
+def brief():
+    return os.getpid()
+
+
+@app.function(scaledown_window=30, retries=1)
+def dies_once(marker):
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+@app.function(scaledown_window=30, retries=0)
+def dies(marker):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.function(scaledown_window=30, timeout=1)
+def hangs():
+    time.sleep(30)
+
+
+@app.function(min_containers=1, scaledown_window=30)
+def kept():
+    return os.getpid()
+
+
+@app.function(max_containers=3, buffer_containers=1, scaledown_window=30)
+def buffered():
+    return os.getpid()
+
+
+@app.cls(scaledown_window=30)
+class Counter:
+    start: int = modal.parameter(default=0)
+
+    @modal.enter()
+    def setup(self):
+        self.n = self.start
+
+    @modal.method()
+    def bump(self):
+        self.n += 1
+        return os.getpid(), self.n
+'''
+
+
+class Marker:
+    """A pickle whose loading creates a file: proof that a refused request was never unpickled."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> CompilerData:
+    path = tmp_path_factory.mktemp("warm") / "warm_app.py"
+    path.write_text(APP)
+    data = CompilerData(parse_import_ref(str(path)), BuildOptions(mode="run"), skip_unsupported=True,
+                        select_ref=False)
+    data.compiled  # noqa: B018 - compile once for the module
+    return data
+
+
+class Run:
+    def __init__(self, backend: Backend, data: CompilerData, double: NomadDouble | None = None):
+        self.backend = backend
+        self.double = double
+        backend.start(data.compiled, run_id=f"warm-{os.urandom(3).hex()}")
+        self.invoker = Invoker(backend, data.compiled, quiet=True)
+
+    def call(self, tag: str, *args: Any, method: str | None = None, params: tuple[tuple[str, Any], ...] = ()) -> Any:
+        return self.invoker.call(Target(app_name=None, tag=tag, method=method, params=params), args, {})
+
+    def spawn(self, tag: str, *args: Any) -> str:
+        return self.invoker.spawn(Target(app_name=None, tag=tag), args, {})
+
+    def pool(self, tag: str) -> WarmPool:
+        return next(p for (t, _), p in self.invoker._pools.items() if t == tag)
+
+    def close(self) -> None:
+        self.invoker.close()
+        self.backend.stop()
+
+
+@pytest.fixture
+def local(compiled: CompilerData) -> Iterator[Run]:
+    run = Run(LocalBackend(sink=LogSink(quiet=True)), compiled)
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+@pytest.fixture
+def nomad(tmp_path: Path, compiled: CompilerData) -> Iterator[Run]:
+    double = NomadDouble(root_dir=tmp_path / "double",
+                         extra_env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
+    double.start()
+    backend = NomadBackend(NomadSettings.from_env({}, address=double.address), sink=LogSink(quiet=True))
+    backend.api.backoff = 0.01
+    run = Run(backend, compiled, double)
+    try:
+        yield run
+    finally:
+        run.close()
+        double.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("where", ["local", "nomad"])
+def test_first_call_starts_a_worker_later_calls_reuse_it(where: str, request: pytest.FixtureRequest) -> None:
+    run: Run = request.getfixturevalue(where)
+    pids = {run.call("ident")[0] for _ in range(5)}
+    big = b"x" * (100 * 1024)  # far over a dispatch payload's 16 KiB
+    pid, size = run.call("ident", big)
+    assert size == len(big) and pids == {pid}
+    assert run.pool("ident").started == 1
+    if run.double is not None:
+        assert run.double.count_requests("POST", r".*/dispatch") == 1
+        token_vars = [path for (_, path) in run.double.variables if path.startswith("nomad/jobs/")]
+        assert len(token_vars) == 1
+        job = run.double.job(token_vars[0][len("nomad/jobs/"):])
+        assert job is not None and "MODALC_WARM_TOKEN" not in repr(job)  # never in a spec
+    run.close()
+    assert not _alive(pid) or time.sleep(0.5) or not _alive(pid)
+    if run.double is not None:
+        assert not run.double.jobs and not run.double.variables
+
+
+def test_concurrent_calls_overlap_in_one_worker(local: Run) -> None:
+    calls = [local.spawn("nap", 0.5) for _ in range(4)]
+    results = [local.invoker.get(c, timeout=30) for c in calls]
+    assert len({pid for pid, _, _ in results}) == 1
+    assert max(e for _, _, e in results) - min(s for _, s, _ in results) < 0.9
+
+
+def test_scale_up_to_max_containers(local: Run) -> None:
+    calls = [local.spawn("slow", 0.6) for _ in range(5)]
+    pids = {local.invoker.get(c, timeout=30) for c in calls}
+    assert len(pids) == 2 and local.pool("slow").started == 2
+
+
+def test_idle_worker_exits_after_scaledown_window(local: Run) -> None:
+    pid = local.call("brief")
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+    assert local.call("brief") != pid  # a fresh worker
+    assert local.pool("brief").started == 2
+
+
+def test_min_containers_start_with_the_pool_and_stay(local: Run) -> None:
+    pid = local.call("kept")
+    assert local.pool("kept").started == 1 and _alive(pid)
+
+
+def test_buffer_containers_keep_an_idle_worker(local: Run) -> None:
+    local.call("buffered")
+    pool = local.pool("buffered")
+    deadline = time.monotonic() + 10
+    while sum(w.ready for w in pool._workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.started == 2 and pool.workers() == 2
+
+
+def test_unreachable_worker_is_dropped_and_replaced(local: Run) -> None:
+    pid = local.call("ident")[0]
+    os.kill(pid, signal.SIGKILL)  # ident has no retries: the call must not count this as an attempt
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:  # gone (reaped), so its port refuses connections
+        time.sleep(0.01)
+    assert local.call("ident")[0] != pid
+    assert local.pool("ident").started == 2
+
+
+def test_class_instance_entered_once_per_parameters(local: Run) -> None:
+    first = [local.call("Counter", method="bump", params=(("start", 10),)) for _ in range(3)]
+    assert [n for _, n in first] == [11, 12, 13] and len({p for p, _ in first}) == 1
+    assert local.call("Counter", method="bump", params=(("start", 0),))[1] == 1
+
+
+@pytest.mark.parametrize("where", ["local", "nomad"])
+def test_worker_killed_mid_call_is_retried_elsewhere(where: str, request: pytest.FixtureRequest,
+                                                     tmp_path: Path) -> None:
+    run: Run = request.getfixturevalue(where)
+    assert _alive(run.call("dies_once", str(tmp_path / "once")))
+    assert run.pool("dies_once").started == 2
+
+
+def test_worker_killed_without_retries_fails_clearly(local: Run, tmp_path: Path) -> None:
+    with pytest.raises(ExecutionError, match="warm worker ended while running the call"):
+        local.call("dies", str(tmp_path / "x"))
+
+
+def test_timeout_answers_and_ends_the_worker(local: Run) -> None:
+    with pytest.raises(Exception, match="timed out after 1 seconds") as info:
+        local.call("hangs")
+    assert type(info.value).__name__ == "FunctionTimeoutError"
+
+
+@pytest.mark.parametrize("where", ["local", "nomad"])
+def test_requests_without_the_token_are_refused_before_unpickling(where: str, request: pytest.FixtureRequest,
+                                                                  tmp_path: Path) -> None:
+    run: Run = request.getfixturevalue(where)
+    run.call("ident")
+    address = run.pool("ident")._workers[0].address
+    assert address is not None
+    marker = tmp_path / "unpickled"
+    body = protocol.MAGIC + b'{"kind": "call"}\n' + pickle.dumps(Call(inputs=[((Marker(str(marker)),), {})]))
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+        conn = http.client.HTTPConnection(*address, timeout=10)
+        conn.request("POST", "/call", body=body, headers=headers)
+        assert conn.getresponse().status == 401
+        conn.close()
+    assert not marker.exists()
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert run.call("ident")[1] == 0  # the worker still serves its client
+
+
+def test_stop_leaves_no_worker_running(compiled: CompilerData) -> None:
+    run = Run(LocalBackend(sink=LogSink(quiet=True)), compiled)
+    pid = run.call("kept")
+    assert _alive(pid)
+    run.close()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
