@@ -131,12 +131,7 @@ class Invoker:
             known = self.functions.get(key)
         if known is not None:
             return known
-        lookup = getattr(self.backend, "lookup", None)
-        if lookup is None:
-            raise ExecutionError(f"calling {app_name}.{tag} of another app needs a deployed app "
-                                 f"on Nomad; the {self.backend.name} backend only runs the current app")
-        fn = lookup(app_name, tag)
-        assert isinstance(fn, FunctionJob)
+        fn = self.backend.lookup(app_name, tag)
         with self._lock:
             self.functions[fn.tag] = fn
             self._limits.setdefault(fn.tag, os.cpu_count() or 1)
@@ -213,7 +208,7 @@ class Invoker:
 
     def spawn(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         fn = self._function(target)
-        if getattr(self.backend, "attach", None) is not None and fn.warm is None:
+        if self.backend.durable_calls and fn.warm is None:
             # Durable call ids: the dispatch happens now and its id names the dispatched job, so
             # FunctionCall.from_id(...).get() works from another process too (see backends/nomad.py).
             call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
@@ -242,9 +237,8 @@ class Invoker:
     def get(self, call_id: str, timeout: float | None) -> Any:
         with self._lock:
             future = self._spawned.get(call_id)
-        attach = getattr(self.backend, "attach", None)
-        if future is None and attach is not None and call_id.startswith("fc-") and "/" in call_id:
-            dispatch = attach(call_id[3:])
+        if future is None and self.backend.durable_calls and call_id.startswith("fc-") and "/" in call_id:
+            dispatch = self.backend.attach(call_id[3:])
             stub = FunctionJob(tag=dispatch.function, job=None, module="", qualname="",  # type: ignore[arg-type]
                                image=None, is_generator=False)
             future = self._pool.submit(self._await, stub, dispatch)
@@ -282,7 +276,7 @@ class Invoker:
         workers = self._limits[fn.tag]
         size = max(1, min(MAX_CHUNK, math.ceil(n / (workers * CHUNKS_PER_WORKER))))
         # A backend whose dispatches cost HTTP requests sets a floor (Nomad: ~5 requests per dispatch).
-        size = max(size, min(getattr(self.backend, "min_chunk", 1), MAX_CHUNK))
+        size = max(size, min(self.backend.min_chunk, MAX_CHUNK))
         # An allocation that runs inputs at once (@modal.concurrent / @modal.batched) gets a full group.
         size = max(size, min(dict(fn.input_groups).get(method or "", 1), MAX_CHUNK))
         return [range(i, min(i + size, n)) for i in range(0, n, size)]
@@ -372,10 +366,9 @@ class Invoker:
     def web_url(self, target: Target) -> str:
         """The URL of a web function's endpoint in this run (its service job's address on the backend)."""
         fn = self._function(target)
-        web_url = getattr(self.backend, "web_url", None)
-        if web_url is None or fn.job is None or not any(g.services for g in fn.job.groups):
+        if fn.job is None or not any(g.services for g in fn.job.groups):
             raise ExecutionError(f"{target.tag} has no web endpoint on the {self.backend.name} backend")
-        return str(web_url(fn))
+        return self.backend.web_url(fn)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from agent_runtime.sdk.exception import ExecutionError
+
 from ..ir import CompiledApp, FunctionJob
 
 
@@ -36,6 +38,10 @@ class Backend(abc.ABC):
     name = "backend"
     # Largest call payload one dispatch may carry (Nomad: 16384 bytes); None = unlimited.
     max_payload_bytes: int | None = None
+    # Fewest inputs worth one dispatch of a .map chunk (a dispatch that costs HTTP requests wants more).
+    min_chunk = 1
+    # Whether a dispatch outlives this process, so FunctionCall.from_id(...) can attach to it later.
+    durable_calls = False
 
     @abc.abstractmethod
     def start(self, app: CompiledApp, *, run_id: str) -> None:
@@ -54,6 +60,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def wait(self, dispatch: Dispatch, timeout: float | None = None) -> AllocResult | None:
         """Block until the allocation ends (None if ``timeout`` passed first)."""
+
+    def lookup(self, app_name: str, tag: str) -> FunctionJob:
+        """A function of another, deployed app (``Function.from_name``)."""
+        raise ExecutionError(f"calling {app_name}.{tag} of another app needs a deployed app on Nomad; "
+                             f"the {self.name} backend only runs the current app")
+
+    def attach(self, dispatch_id: str) -> Dispatch:
+        """A dispatch made by another process (``FunctionCall.from_id``); needs ``durable_calls``."""
+        raise ExecutionError(f"the {self.name} backend cannot read a function call of another process")
+
+    def web_url(self, fn: FunctionJob) -> str:
+        """Where ``fn``'s web endpoint serves in this run."""
+        raise ExecutionError(f"{fn.tag} has no web endpoint on the {self.name} backend")
 
     def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
         """Bytes of the runtime's stream file from ``offset``, and whether the allocation ended."""

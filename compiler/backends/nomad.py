@@ -104,6 +104,7 @@ class NomadBackend(Backend):
     # The Invoker cuts a .map into chunks of at least this many inputs: a dispatch costs ~5 HTTP requests,
     # so this keeps a map at <= 0.1 request per input however many CPUs the client has.
     min_chunk = 64
+    durable_calls = True
 
     def __init__(self, settings: NomadSettings, *, sink: LogSink | None = None, quiet: bool = False,
                  placement_timeout: float | None = None, api: NomadAPI | None = None):
