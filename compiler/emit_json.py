@@ -51,6 +51,8 @@ def _task(t: Task) -> dict[str, Any]:
     config["args"] = list(t.config.args)
     if t.config.ports:
         config["ports"] = list(t.config.ports)
+    if t.config.network_mode is not None:
+        config["network_mode"] = t.config.network_mode
     resources: dict[str, Any] = {"CPU": t.resources.cpu_mhz, "MemoryMB": t.resources.memory_mib}
     if t.resources.memory_max_mib is not None:
         resources["MemoryMaxMB"] = t.resources.memory_max_mib

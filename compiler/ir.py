@@ -137,6 +137,7 @@ class DriverConfig:
     command: str
     args: tuple[str, ...]
     ports: tuple[str, ...] = ()  # docker: the group's port labels mapped into the container
+    network_mode: str | None = None  # docker: "none" for block_network=True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -63,7 +63,7 @@ build_rows = [
     ("single_use_containers", HEAD + _fn("single_use_containers=True"), "single_use_containers= ignored: every "
      "dispatched call already gets a fresh allocation"),
     ("max_inputs", HEAD + _fn("max_inputs=1"), "max_inputs= ignored"),
-    ("block_network", HEAD + _fn("block_network=True"), "block_network= ignored: NOT enforced"),
+    ("block_network", HEAD + _fn("block_network=True"), ""),
     ("keep_warm (0.x)", HEAD + _fn("keep_warm=1"), "min_containers= ignored"),
     ("max_containers", HEAD + _fn("max_containers=4"), ""),
     # Declared at module level: loads, nothing to say until used.
@@ -284,3 +284,16 @@ def test_cloud_only_object_used_remotely_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "modal.Dict.get is not supported by modalc" in result.stderr, result.stderr
     assert_no_modalc_traceback(result.stderr)
+
+
+def test_block_network_is_enforced_on_docker_and_refused_where_it_cannot_be(tmp_path: Path) -> None:
+    source = HEAD + "\n@app.function(block_network=True)  # <-\ndef f(x):\n    return x\n"
+    path, line = _write(tmp_path, "block_network", source)
+    assert line
+    built = CliRunner().invoke(main, ["build", str(path)])
+    assert built.exit_code == 0, built.output
+    assert 'network_mode = "none"' in built.stdout
+    raw = CliRunner().invoke(main, ["build", str(path), "--driver", "raw_exec"])
+    assert raw.exit_code == 2
+    assert "block_network=True cannot be enforced with --driver raw_exec" in raw.stderr
+    assert f"{path}:{line}:" in raw.stderr

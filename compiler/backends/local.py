@@ -60,6 +60,12 @@ class LogSink:
                 stream.write("\n")
             stream.flush()
 
+    def note(self, text: str) -> None:
+        """A note from modalc itself (not the allocation's output), on stderr."""
+        with self.lock:
+            sys.stderr.write(f"note: {text}\n")
+            sys.stderr.flush()
+
 
 @dataclass
 class _Alloc:
@@ -239,6 +245,9 @@ class LocalBackend(Backend):
         for fn in app.functions:
             for task in self._tasks(fn):
                 self._link_volumes(fn, task)
+                if task.config.network_mode == "none":
+                    self.sink.note(f"{fn.tag}: block_network=True is not enforced by the local backend "
+                                   "(on Nomad, docker runs the task with network_mode = \"none\")")
         for fn in app.functions:
             if is_listening(fn):
                 self._start_service(fn)

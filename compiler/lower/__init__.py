@@ -11,7 +11,7 @@ from ..errors import Collector, UserError
 from ..graph import AppGraph, FunctionNode
 from ..ir import CompiledApp, FunctionJob
 from .features import feature_notes
-from .job import BuildOptions, job_id, lower_function, notes_for
+from .job import BuildOptions, job_id, lower_function
 from .warm import is_warm, lower_warm
 from .web import lower_web, unsupported_web
 
@@ -37,11 +37,12 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
             if not skip_unsupported:
                 errors.add(problem)
             continue
+        warm = node.web is None and opts.mode == "run" and is_warm(node)
         try:
             compiled = lower_function(node, graph, opts)
             if node.web is not None:
                 compiled = lower_web(compiled, node, graph, opts)
-            elif opts.mode == "run" and is_warm(node):  # warm workers serve calls over HTTP (lower/warm.py)
+            elif warm:  # warm workers serve calls over HTTP (lower/warm.py)
                 compiled = lower_warm(compiled, node, opts.driver, os.cpu_count() or 1)
         except UserError as exc:
             errors.add(exc)
@@ -52,9 +53,7 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
                                  location=node.location, hint="rename one of them (name=...)"))
             continue
         seen_ids[compiled.job.id] = node.tag
-        # A web function's min_containers= is its service job's count (lower/web.py).
-        notes += [n for n in notes_for(node) + feature_notes(node)
-                  if node.web is None or ": min_containers= ignored" not in n]
+        notes += feature_notes(node, warm=warm)
         jobs.append(compiled)
     errors.raise_if_any()
     return CompiledApp(app_name=graph.app_name, functions=tuple(jobs), warnings=tuple(notes))

@@ -43,22 +43,6 @@ KILL_TIMEOUT_S = 10
 RESULT_DIR = "${NOMAD_ALLOC_DIR}/data"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# Options with no Nomad meaning that are safe to ignore: (option, why).
-IGNORED = {
-    "cloud": "Nomad places jobs by --datacenter/--node-pool, not by cloud",
-    "region": "Nomad places jobs by --datacenter/--node-pool; Modal regions do not apply",
-    "routing_region": "Nomad has no request routing regions",
-    "nonpreemptible": "Nomad nodes are not preempted by a cloud provider",
-    "enable_memory_snapshot": "Nomad has no memory snapshots; containers start normally",
-    "restrict_modal_access": "there is no Modal control plane to restrict",
-    "i6pn": "Nomad networking is configured by the cluster",
-    "startup_timeout": "a batch allocation has no startup phase to time out",
-    "experimental_options": "Modal experimental options do not apply",
-    "serialized": "modalc always ships the source file",
-    "include_source": "modalc always ships the source file",
-}
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuildOptions:
     """What the command line decides about the emitted jobs."""
@@ -143,10 +127,20 @@ def _unsupported(node: FunctionNode) -> None:
                         hint="mount the bucket on the Nomad clients and use a host volume")
 
 
-def notes_for(node: FunctionNode) -> list[str]:
-    file, line = node.location
-    return [f"{file}:{line}: {node.tag}: {key}= ignored: {why}" for key, why in IGNORED.items()
-            if node.options.get(key) not in (None, False, {}, (), [])]
+def _network_mode(node: FunctionNode, opts: BuildOptions) -> str | None:
+    """``block_network=True``: docker's ``network_mode = "none"``; refused where it cannot be enforced."""
+    if not node.options.get("block_network"):
+        return None
+    if opts.driver is not Driver.DOCKER:
+        raise UserError("block_network=True cannot be enforced with --driver raw_exec: the task shares the node's "
+                        "network", location=node.location,
+                        hint="use the docker driver (network_mode = \"none\"), or drop block_network=")
+    if node.web is not None or any(node.options.get(k) for k in ("min_containers", "buffer_containers",
+                                                                  "scaledown_window")):
+        raise UserError("block_network=True cannot be combined with a web endpoint or warm containers: "
+                        "they serve over the network", location=node.location,
+                        hint="drop block_network= from this function")
+    return "none"
 
 
 def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> FunctionJob:
@@ -181,7 +175,7 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
     if node.is_generator:
         args += ["--generator"]
     config = DriverConfig(image=image_ref, command="python" if opts.driver is Driver.DOCKER else "python3",
-                          args=tuple(args))
+                          args=tuple(args), network_mode=_network_mode(node, opts))
     extra_env = {"MODALC_IN_CONTAINER": "1", "MODALC_IMAGE": node.image.recipe_key, "PYTHONUNBUFFERED": "1"}
     task = Task(
         name=TASK_NAME,
