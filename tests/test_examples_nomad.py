@@ -22,17 +22,6 @@ from tests.nomad_double import NomadDouble
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def double(tmp_path: Path) -> Iterator[NomadDouble]:
-    d = NomadDouble(root_dir=tmp_path / "double",
-                    extra_env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
 def modalc(double: NomadDouble, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOMAD_")}
     env.update(MODALC_HOME=str(home), NOMAD_ADDR=double.address, PYTHONPATH=str(ROOT))

@@ -72,17 +72,6 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> CompilerData:
     return data
 
 
-@pytest.fixture
-def double(tmp_path: Path) -> Iterator[NomadDouble]:
-    d = NomadDouble(root_dir=tmp_path / "double",
-                    extra_env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
 class Run:
     def __init__(self, double: NomadDouble, data: CompilerData, **kw: object):
         self.double = double

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,6 @@ import pytest
 from tests.nomad_double import NomadDouble
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def double(tmp_path: Path) -> Iterator[NomadDouble]:
-    d = NomadDouble(root_dir=tmp_path / "double",
-                    extra_env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 def env_for(double: NomadDouble, home: Path, **extra: str) -> dict[str, str]:

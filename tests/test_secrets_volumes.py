@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,6 @@ sys.path.insert(0, str(ROOT.parent / "shared" / "nomad"))
 import nomad_schema  # noqa: E402
 
 SECRET_VALUE = "hunter2-s3cr3t"
-
-
-@pytest.fixture
-def double(tmp_path: Path) -> Iterator[NomadDouble]:
-    d = NomadDouble(root_dir=tmp_path / "double",
-                    extra_env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 def modalc(home: Path, *args: str, double: NomadDouble | None = None, cwd: Path = ROOT,
