@@ -10,23 +10,17 @@ as the local backend does.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import modalc_on
 from tests.nomad_double import NomadDouble
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def modalc(double: NomadDouble, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOMAD_")}
-    env.update(MODALC_HOME=str(home), NOMAD_ADDR=double.address, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=90)
 
 
 def no_run_jobs_left(double: NomadDouble) -> bool:
@@ -35,7 +29,7 @@ def no_run_jobs_left(double: NomadDouble) -> bool:
 
 
 def test_built_image_runs_on_nomad(double: NomadDouble, tmp_path: Path) -> None:
-    result = modalc(double, tmp_path, "run", "examples/built_image.py", "--name", "nomad")
+    result = modalc_on(double, tmp_path, "run", "examples/built_image.py", "--name", "nomad")
     assert result.returncode == 0, result.stderr
     # The double has no Docker engine: the image's files (/opt/app/...) are absent, so the function's
     # fallback settings are used; on a real cluster the image carries them (see docs/mapping.md).
@@ -58,15 +52,15 @@ def data_mount(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_secrets_and_shared_volume_run_on_nomad(double: NomadDouble, tmp_path: Path, data_mount: Path) -> None:
-    missing = modalc(double, tmp_path, "run", "examples/secrets_volumes.py")
+    missing = modalc_on(double, tmp_path, "run", "examples/secrets_volumes.py")
     assert missing.returncode == 2, missing.stderr
     assert "secret 'db-credentials' does not exist" in missing.stderr
     assert "modalc secret create db-credentials DB_USER=... DB_PASSWORD=..." in missing.stderr
-    created = modalc(double, tmp_path, "secret", "create", "db-credentials", "DB_USER=alice",
+    created = modalc_on(double, tmp_path, "secret", "create", "db-credentials", "DB_USER=alice",
                      "DB_PASSWORD=s3cr3t-value")
     assert created.returncode == 0, created.stderr
     assert ("default", "modalc/secrets/db-credentials") in double.variables
-    result = modalc(double, tmp_path, "run", "examples/secrets_volumes.py", "--rows", "4")
+    result = modalc_on(double, tmp_path, "run", "examples/secrets_volumes.py", "--rows", "4")
     assert result.returncode == 0, result.stderr
     assert "wrote /data/squares.csv: 4 rows" in result.stdout
     assert "s3cr3t-value" not in result.stdout + result.stderr

@@ -25,6 +25,7 @@ from compiler.lower import BuildOptions
 from compiler.phases import CompilerData
 from compiler.refs import parse_import_ref
 from compiler.run import app_run
+from tests.helpers import modalc_on
 from tests.nomad_double import NomadDouble
 from tests.test_goldens import nomad_schema
 
@@ -281,17 +282,12 @@ def files():
 """
 
 
-def _modalc(double: NomadDouble, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOMAD_")}
-    env.update(MODALC_HOME=str(home), NOMAD_ADDR=double.address, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=90)
 
 
 def test_deploy_prints_registered_urls_that_serve(double: NomadDouble, tmp_path: Path) -> None:
     script = tmp_path / "webdeploy.py"
     script.write_text(DEPLOYED)
-    deployed = _modalc(double, tmp_path, "deploy", str(script))
+    deployed = modalc_on(double, tmp_path, "deploy", str(script))
     assert deployed.returncode == 0, deployed.stderr
     urls = dict(line.split("endpoint   ", 1)[1].split(": ", 1) for line in deployed.stdout.splitlines()
                 if line.startswith("endpoint   "))
@@ -308,7 +304,7 @@ def test_deploy_prints_registered_urls_that_serve(double: NomadDouble, tmp_path:
         assert request_when_up(f"http://{reg['Address']}:{reg['Port']}/", {"n": 1}) == (200, b'{"echo":{"n":1}}')
     status, body = request_when_up(urls["files"] + "/")
     assert status == 200 and b"Directory listing" in body
-    stopped = _modalc(double, tmp_path, "app", "stop", "webdeploy")
+    stopped = modalc_on(double, tmp_path, "app", "stop", "webdeploy")
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(request(f"{double.address}/v1/service/webdeploy-echo")[1]) == []
 
@@ -316,7 +312,7 @@ def test_deploy_prints_registered_urls_that_serve(double: NomadDouble, tmp_path:
 def test_get_web_url_in_modalc_run_on_nomad(double: NomadDouble, tmp_path: Path) -> None:
     script = tmp_path / "weburl.py"
     script.write_text(USE_URL)
-    result = _modalc(double, tmp_path, "run", str(script))
+    result = modalc_on(double, tmp_path, "run", str(script))
     assert result.returncode == 0, result.stderr
     assert "url: http://127.0.0.1:" in result.stdout and 'body: {"hello":"nomad"}' in result.stdout
     assert not double.jobs
