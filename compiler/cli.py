@@ -141,7 +141,9 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
         else:
             outputs = dict(sorted({**outputs, policy_file_name(data.graph.app_name): policy}.items()))
     if not outputs:
-        raise UserError(f"{script}: the app has no functions to build")
+        raise UserError(f"{script}: the app has no functions to build",
+                        hint="decorate a function with @app.function() (local entrypoints run on the client, "
+                        "so they have no job)")
     if out_dir is None:
         click.echo("\n".join(f"# {name}\n{text}" for name, text in outputs.items()
                              if isinstance(text, str) and name.endswith((".nomad.hcl", ".nomad.json", ".policy.hcl"))),

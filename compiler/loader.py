@@ -165,7 +165,7 @@ def load(ref: ImportRef) -> LoadedScript:
     )
     apps = {name: value for name, value in vars(module).items() if isinstance(value, App)}
     if not apps:
-        raise UserError(f"{ref.file_or_module} defines no modal.App",
+        raise UserError("the script defines no modal.App at its top level",
                         location=(script_path, 0),
                         hint="create one at the top level: `app = modal.App(\"my-app\")`")
     skip = before - {module_name}

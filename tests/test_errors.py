@@ -26,7 +26,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 fail_list = [
     ("bad_syntax.py", 8, "syntax error: invalid syntax", "fix the syntax error"),
-    ("no_app.py", 0, "defines no modal.App", 'app = modal.App("my-app")'),
+    ("no_app.py", 0, "the script defines no modal.App", 'app = modal.App("my-app")'),
     ("misspelled_keyword.py", 6, "@app.function got an unexpected keyword argument `gpo`", "did you mean `gpu=`?"),
     ("unknown_gpu.py", 6, "unknown GPU type 'H1000'", "did you mean 'H100'?"),
     ("fractional_gpu.py", 6, "gpu='A100:0.5': fractional GPUs do not exist", 'request whole GPUs, e.g. "A100:1"'),
@@ -41,7 +41,7 @@ fail_list = [
     ("dict_secret.py", 6, "modal.Secret.from_dict(...) would put secret values into the job spec",
      "modalc secret create NAME TOKEN=..."),
     ("raises_at_import.py", 7, "RuntimeError raised while importing", "guard client-only code"),
-    ("empty_app.py", 0, "the app has no functions to build", ""),
+    ("empty_app.py", 0, "the app has no functions to build", "decorate a function with @app.function()"),
 ]
 
 _MODALC_FRAME = re.compile(r'File "[^"]*/(compiler|agent_runtime)/[^"]*", line')
