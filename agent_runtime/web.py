@@ -13,6 +13,10 @@ bound to the compat SDK, reads the function's web decorator (recorded on
   ``port``), waits up to ``startup_timeout`` for the port, then relays ``--port`` to it (when the two
   differ: raw_exec, local) or just stays up (docker maps the port straight in).
 
+The function is ``--qualname``; for ``Class.method`` (a web method of an ``@app.cls`` class) one
+instance is built with the parameters' defaults and its ``@modal.enter()`` methods run before serving,
+its ``@modal.exit()`` methods after the server stops.
+
 The first three are served by uvicorn with ``HEALTH_PATH`` answered by the runtime (``listen.py``).
 Exit codes: 0 after SIGTERM/SIGINT, 1 when user code fails (import, the app factory, the server not
 coming up), 3 for a function that is not a web endpoint.
@@ -33,15 +37,18 @@ if TYPE_CHECKING:
     from .args import Options
 
 
-def load_function(opts: Options) -> Any:
-    """Import the user's module (modal bound to the compat SDK) and return the object at ``qualname``."""
+def load_function(opts: Options, qualname: str | None = None) -> Any:
+    """Import the user's module (modal bound to the compat SDK) and return the object at ``qualname``
+    (default ``opts.qualname``)."""
     os.environ["MODALC_IN_CONTAINER"] = "1"
-    sys.path.insert(0, os.path.abspath(opts.code_dir))
+    code = os.path.abspath(opts.code_dir)
+    if code not in sys.path:
+        sys.path.insert(0, code)
     from .sdk.binding import bind_modal
 
     bind_modal()
     target: Any = importlib.import_module(opts.module)
-    for part in opts.qualname.split("."):
+    for part in (qualname or opts.qualname).split("."):
         target = getattr(target, part)
     return target
 
@@ -91,29 +98,69 @@ def serve_web_server(f: Any, web: dict[str, Any], listen_port: int) -> int:
     return listen.relay(listen_port, port)
 
 
+class Endpoint:
+    """What ``--qualname`` names: the web settings, the callable, and what to run at shutdown."""
+
+    def __init__(self, web: Any, raw: Any, exit_methods: list[Any] | None = None):
+        self.web = web
+        self.raw = raw
+        self.exit_methods = exit_methods or []
+
+    def shutdown(self) -> None:
+        """The class's ``@modal.exit()`` methods (errors printed, never raised)."""
+        for method in self.exit_methods:
+            try:
+                method()
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+
+
+def load_endpoint(opts: Options) -> Endpoint:
+    """A function's endpoint, or (``Class.method``) a method of the class's instance built with its
+    parameters' defaults, its ``@modal.enter()`` methods run once here, before serving."""
+    from .sdk.cls import Cls
+
+    owner_name, _, method = opts.qualname.rpartition(".")
+    if owner_name:
+        owner = load_function(opts, owner_name)
+        if isinstance(owner, Cls):
+            pf = owner.methods.get(method)
+            if pf is None:
+                return Endpoint(None, None)
+            instance = owner()._local_instance()  # the parameters' defaults; runs the enter methods
+            exits = [getattr(instance, name) for name in owner.lifecycle("exit")]
+            return Endpoint(pf.flags.get("web"), pf.raw_f.__get__(instance, owner.user_cls), exits)
+    fn = load_function(opts)
+    return Endpoint(getattr(fn, "web", None), getattr(fn, "raw_f", None))
+
+
 def serve(opts: Options) -> int:
     from . import listen
 
     assert opts.port is not None
     try:
-        fn = load_function(opts)
+        endpoint = load_endpoint(opts)
     except BaseException:
         import traceback
 
         traceback.print_exc()
         return USER_ERROR
-    web = getattr(fn, "web", None)
-    raw = getattr(fn, "raw_f", None)
+    web, raw = endpoint.web, endpoint.raw
     if not isinstance(web, dict) or raw is None:
         sys.stderr.write(f"modalc: {opts.module}.{opts.qualname} is not a web endpoint\n")
         return INFRA_ERROR
-    if web["type"] == "web_server":
-        return serve_web_server(raw, web, opts.port)
     try:
-        app = asgi_for(web, raw)
-    except BaseException:
-        import traceback
+        if web["type"] == "web_server":
+            return serve_web_server(raw, web, opts.port)
+        try:
+            app = asgi_for(web, raw)
+        except BaseException:
+            import traceback
 
-        traceback.print_exc()
-        return USER_ERROR
-    return listen.run_asgi(app, opts.port)
+            traceback.print_exc()
+            return USER_ERROR
+        return listen.run_asgi(app, opts.port)
+    finally:
+        endpoint.shutdown()

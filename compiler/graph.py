@@ -24,7 +24,7 @@ class FunctionNode:
     """A function or class as the compiler sees it."""
 
     tag: str
-    kind: str  # "function" | "cls"
+    kind: str  # "function" | "cls" | "method" (a web method of a class: its own service job)
     obj: Function | Cls
     options: dict[str, Any]
     image: Image
@@ -77,12 +77,22 @@ def build_graph(script: LoadedScript, app_var: str, *, name: str | None = None) 
         ))
     for tag, cls in app.registered_classes.items():
         assert cls.user_cls is not None
-        nodes.append(FunctionNode(
-            tag=tag, kind="cls", obj=cls, options=_merged_options(app, cls.options),
-            image=cls.options.get("image") or app.image or default_image(),
-            module=_module(cls.user_cls.__module__, script), qualname=cls.user_cls.__qualname__, location=cls.location,
-            web=None, partial=cls.partial, is_generator=False,
-        ))
+        options = _merged_options(app, cls.options)
+        image = cls.options.get("image") or app.image or default_image()
+        module, qualname = _module(cls.user_cls.__module__, script), cls.user_cls.__qualname__
+        web_methods = {m: pf for m, pf in cls.methods.items() if "web" in pf.flags}
+        if not web_methods or len(web_methods) < len(cls.methods):  # the batch job runs the other methods
+            nodes.append(FunctionNode(
+                tag=tag, kind="cls", obj=cls, options=options, image=image, module=module, qualname=qualname,
+                location=cls.location, web=None, partial=cls.partial, is_generator=False,
+            ))
+        # Each web method is its own endpoint: a service job ``<app>-<Class>-<method>`` (lower/web.py).
+        for method, pf in web_methods.items():
+            nodes.append(FunctionNode(
+                tag=f"{tag}.{method}", kind="method", obj=cls, options=options, image=image, module=module,
+                qualname=f"{qualname}.{method}", location=pf.location, web=dict(pf.flags["web"]), partial={},
+                is_generator=False,
+            ))
     for node in nodes:
         if node.module != script.module_name and not any(
             s.path == node.module.replace(".", "/") + ".py" or s.path == node.module.replace(".", "/") + "/__init__.py"

@@ -104,14 +104,110 @@ def test_web_image_installs_the_server() -> None:
     assert "'fastapi>=0.110,<1' 'uvicorn>=0.29,<1'" in str(dockerfile)
 
 
-def test_web_method_of_a_class_is_a_clear_error(tmp_path: Path) -> None:
+WEB_CLASS = """
+import modal
+
+app = modal.App("webcls")
+
+
+@app.cls()
+class Greeter:
+    greeting: str = modal.parameter(default="Hello")
+
+    @modal.enter()
+    def load(self):
+        self.entered = getattr(self, "entered", 0) + 1
+
+    @modal.exit()
+    def unload(self):
+        open(EXIT_MARKER, "w").write("exited")
+
+    @modal.fastapi_endpoint()
+    def greet(self, name: str = "you"):
+        return {"greeting": f"{self.greeting}, {name}!", "entered": self.entered}
+
+    @modal.asgi_app()
+    def api(self):
+        from fastapi import FastAPI
+
+        web_app = FastAPI()
+        web_app.get("/ping")(lambda: {"pong": self.greeting})
+        return web_app
+
+    @modal.method()
+    def shout(self, text: str):
+        return text.upper()
+
+
+@app.local_entrypoint()
+def main():
+    import urllib.request
+
+    url = Greeter().greet.get_web_url()
+    print("url:", url)
+    print("body:", urllib.request.urlopen(url + "/?name=Ada", timeout=10).read().decode())
+    print("again:", urllib.request.urlopen(url + "/?name=Bob", timeout=10).read().decode())
+    print("shout:", Greeter().shout.remote("hi"))
+"""
+
+
+def _web_class(tmp_path: Path) -> Path:
+    script = tmp_path / "webcls.py"
+    script.write_text(WEB_CLASS.replace("EXIT_MARKER", repr(str(tmp_path / "exited"))))
+    return script
+
+
+@pytest.mark.parametrize("driver", [Driver.DOCKER, Driver.RAW_EXEC])
+def test_web_methods_of_a_class_become_service_jobs_that_validate(tmp_path: Path, driver: Driver) -> None:
+    from tests.test_goldens import require_hclfmt
+
+    hclfmt = require_hclfmt()
+    data = compile_example(_web_class(tmp_path), driver=driver)
+    jobs = {fn.tag: fn for fn in data.compiled.functions}
+    assert sorted(jobs) == ["Greeter", "Greeter.api", "Greeter.greet"]  # the batch job runs shout
+    greet = jobs["Greeter.greet"].job
+    assert greet.id == "webcls-Greeter-greet" and greet.type is JobType.SERVICE and greet.parameterized is None
+    assert greet.groups[0].services[0].name == "webcls-Greeter-greet"
+    assert jobs["Greeter.api"].job.groups[0].tasks[0].config.args[:10] == (
+        "-m", "agent_runtime", "--serve", "web", "--code", "${NOMAD_TASK_DIR}/code", "--module", "webcls",
+        "--qualname", "Greeter.api")
+    assert jobs["Greeter"].job.type is JobType.BATCH
+    for fn in jobs.values():
+        path = tmp_path / f"{fn.job.id}.nomad.hcl"
+        path.write_text(emit_hcl(fn.job))
+        subprocess.run([hclfmt, "-check", str(path)], capture_output=True, check=True)
+        assert nomad_schema.validate_hcl_file(str(path), warnings=True) == []
+        assert nomad_schema.validate_api_job({"Job": job_dict(fn.job)}, warnings=True) == []
+
+
+def test_a_web_class_without_parameter_defaults_is_a_clear_error(tmp_path: Path) -> None:
     script = tmp_path / "webcls.py"
     script.write_text("import modal\napp = modal.App('wc')\n\n@app.cls()\nclass C:\n"
+                      "    size: int = modal.parameter()\n\n"
                       "    @modal.fastapi_endpoint()\n    def hello(self):\n        return 'hi'\n")
     with pytest.raises((UserError, ErrorList)) as info:
         compile_example(script).compiled  # noqa: B018
-    assert "C.hello: web endpoints on class methods" in str(info.value) + "".join(
-        str(e) for e in getattr(info.value, "errors", []))
+    message = str(info.value) + "".join(str(e) for e in getattr(info.value, "errors", []))
+    assert "C.hello: a class with web endpoints is built with its parameters' defaults, but 'size' has none" \
+        in message
+
+
+def test_a_class_fastapi_endpoint_serves_in_modalc_run(tmp_path: Path) -> None:
+    script = _web_class(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOMAD_")}
+    env.update(MODALC_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "compiler", "run", str(script)], env=env, capture_output=True,
+                            text=True, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert "url: http://127.0.0.1:" in result.stdout
+    # one instance, entered once, serves every request
+    assert 'body: {"greeting":"Hello, Ada!","entered":1}' in result.stdout
+    assert 'again: {"greeting":"Hello, Bob!","entered":1}' in result.stdout
+    assert "shout: HI" in result.stdout
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "exited").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "exited").read_text() == "exited"  # @modal.exit() ran at shutdown
 
 
 # -- serving on the local backend --------------------------------------------------------------------------

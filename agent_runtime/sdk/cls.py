@@ -12,7 +12,7 @@ from .._frozen import Frozen
 from ._location import caller_location
 from ._options import CLS_KEYWORDS, check_keywords
 from .exception import InvalidError
-from .functions import Target, _Invocable, _is_generator_function
+from .functions import Target, _Invocable, _invoker, _is_generator_function
 from .partial import PartialFunction
 
 TYPE_CHECKING = False
@@ -72,6 +72,18 @@ class Method(_Invocable):
         pf = self._obj._cls.methods.get(self._name)
         return pf is not None and (bool(pf.flags.get("method", {}).get("is_generator"))
                                    or _is_generator_function(pf.raw_f))
+
+    def get_web_url(self) -> str | None:
+        """A web method's URL: its own service job, tag ``Class.method`` (compiler/graph.py)."""
+        cls = self._obj._cls
+        pf = cls.methods.get(self._name)
+        if pf is None or "web" not in pf.flags:
+            return None
+        return str(_invoker().web_url(Target(app_name=cls.app_name, tag=f"{cls.tag}.{self._name}")))
+
+    @property
+    def web_url(self) -> str | None:
+        return self.get_web_url()
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._obj._local_instance(), self._name)(*args, **kwargs)

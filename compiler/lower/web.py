@@ -2,7 +2,9 @@
 
 Runs on the client. ``lower_web`` turns the batch job ``lower_function`` made
 for a web function (``@modal.fastapi_endpoint``, ``asgi_app``, ``wsgi_app``,
-``web_server``, ``@app.server``) into a long-running ``service`` job: no
+``web_server``, ``@app.server``; on a function or on a method of an
+``@app.cls`` class, which is a graph node of its own, tag ``Class.method``,
+job ``<app>-Class-method``) into a long-running ``service`` job: no
 dispatch payload, ``count`` = ``max(min_containers, 1)``, a dynamic port
 ``http`` (mapped to the container's port for docker), a ``service``
 registered in Nomad's own catalog (``provider = "nomad"``) named after the
@@ -31,17 +33,20 @@ WEB_TYPES = ("fastapi_endpoint", "asgi_app", "wsgi_app", "web_server")
 
 
 def unsupported_web(node: FunctionNode) -> UserError | None:
-    """Web methods of classes are not compiled yet; say so instead of emitting a batch job."""
-    if node.kind != "cls":
-        return None
-    methods = getattr(node.obj, "methods", {}) or {}
-    for name, pf in methods.items():
-        if "web" in getattr(pf, "flags", {}):
-            kind = pf.flags["web"].get("type", "web")
-            return UserError(f"{node.tag}.{name}: web endpoints on class methods (@modal.{kind}) are not "
-                             "supported by modalc yet", location=pf.location,
-                             hint="move the endpoint to a module-level @app.function()")
+    """Nothing about web endpoints is left unsupported (class methods included); kept as lowering's hook."""
     return None
+
+
+def _check_class_method(node: FunctionNode) -> None:
+    """A class's web method is served by one instance built with the parameters' defaults, as Modal does."""
+    if node.kind != "method":
+        return
+    required = [name for name, spec in getattr(node.obj, "parameters", {}).items() if spec.required]
+    if required:
+        raise UserError(f"{node.tag}: a class with web endpoints is built with its parameters' defaults, but "
+                        f"{required[0]!r} has none", location=node.location,
+                        hint=f"give it a default (`{required[0]}: str = modal.parameter(default=...)`), or move "
+                        "the endpoint to a class without required parameters")
 
 
 def _min_containers(node: FunctionNode) -> int:
@@ -94,7 +99,8 @@ def listening_group(group: Group, *, count: int, port: Port, service: Service) -
 
 
 def lower_web(compiled: FunctionJob, node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> FunctionJob:
-    """The service job of a web function (``compiled`` is what ``lower_function`` made of it)."""
+    """The service job of a web function or class method (``compiled`` is what ``lower_function`` made of it)."""
+    _check_class_method(node)
     web = _web_settings(node)
     job = compiled.job
     group = job.groups[0]
