@@ -55,6 +55,13 @@ class _Setup:
         self.settings: dict[str, Any] = {}  # {"concurrent": {...}} / {"batched": {...}}
         self.raw: Any = None  # the undecorated function or method (to tell async from sync)
         self.fn = self._resolve(opts.qualname)
+        from .sdk.cls import GROUPING, GROUPING_ENV
+
+        override = os.environ.get(GROUPING_ENV)
+        if override:  # a with_concurrency / with_batching variant's job: replaces the decorators' grouping
+            import json
+
+            self.settings = {**{k: v for k, v in self.settings.items() if k not in GROUPING}, **json.loads(override)}
         concurrent, batched = self.settings.get("concurrent"), self.settings.get("batched")
         self.mode = "batched" if batched else "concurrent" if concurrent else ""
         size = (batched or {}).get("max_batch_size") or (concurrent or {}).get("max_inputs") or 1

@@ -269,3 +269,49 @@ def test_bad_group_settings_fail_the_build(tmp_path: Path, bad: str) -> None:
     script.write_text(f"import modal\napp = modal.App('bad')\n\n@app.function()\n{bad}\ndef f(x):\n    return x\n")
     result = local_modalc("build", str(script), "-o", str(tmp_path / "out"), home=tmp_path)
     assert result.returncode == 2 and "must be a positive integer" in result.stderr
+
+
+GROUPED = textwrap.dedent('''
+    import os
+    import time
+
+    import modal
+
+    app = modal.App("grouped")
+
+
+    @app.cls()
+    class Plain:
+        @modal.method()
+        def nap(self, x: float):
+            start = time.time()
+            time.sleep(x)
+            return start, time.time(), os.environ["NOMAD_ALLOC_ID"]
+
+        @modal.method()
+        def size(self, xs: list[int]) -> list[int]:
+            return [len(xs) if isinstance(xs, list) else 1 for _ in (xs if isinstance(xs, list) else [xs])]
+
+
+    def span(results):
+        results = list(results)
+        return round(max(e for _, e, _ in results) - min(s for s, _, _ in results), 2)
+
+
+    @app.local_entrypoint()
+    def main():
+        together = list(Plain.with_concurrency(max_inputs=4)().nap.map([0.5] * 4))
+        print("concurrent", span(together), len({a for _, _, a in together}))
+        print("batched", list(Plain.with_batching(max_batch_size=3, wait_ms=0)().size.map(range(3))))
+''')
+
+
+def test_with_concurrency_and_with_batching_reach_the_allocation(tmp_path: Path) -> None:
+    script = tmp_path / "grouped.py"
+    script.write_text(GROUPED)
+    result = local_modalc("run", str(script), home=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = _lines(result.stdout)
+    together, allocs = out["concurrent"].split()
+    assert float(together) < 1.2 and allocs == "1"  # four 0.5 s naps at once in one dispatch, not 2 s
+    assert out["batched"] == "[3, 3, 3]"  # one call with a list of three

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 _MISSING = object()
+# How an allocation groups its inputs: ``@modal.concurrent`` / ``@modal.batched`` settings, and the
+# ``with_concurrency`` / ``with_batching`` overrides of a variant.
+GROUPING = ("concurrent", "batched")
+GROUPING_ENV = "MODALC_INPUT_GROUPING"  # a variant's grouping, for the worker (compiler/variants.py)
 
 
 class _Parameter:
@@ -198,15 +202,20 @@ class Cls:
         clone.overrides = {**self.overrides, **checked}
         return clone
 
-    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls:
+    def _with_grouping(self, key: str, settings: dict[str, Any]) -> Cls:
+        """A variant whose inputs are grouped differently: ``concurrent`` or ``batched`` replaces both, as an
+        override (sorted items, hashable), so it compiles to its own job (compiler/variants.py)."""
         clone = self.with_options()
-        clone.partial = {**self.partial, "concurrent": {"max_inputs": max_inputs, "target_inputs": target_inputs}}
+        clone.partial = {**{k: v for k, v in self.partial.items() if k not in GROUPING}, key: settings}
+        clone.overrides = {**{k: v for k, v in self.overrides.items() if k not in GROUPING},
+                           key: tuple(sorted(settings.items()))}
         return clone
 
+    def with_concurrency(self, *, max_inputs: int, target_inputs: int | None = None) -> Cls:
+        return self._with_grouping("concurrent", {"max_inputs": max_inputs, "target_inputs": target_inputs})
+
     def with_batching(self, *, max_batch_size: int, wait_ms: int) -> Cls:
-        clone = self.with_options()
-        clone.partial = {**self.partial, "batched": {"max_batch_size": max_batch_size, "wait_ms": wait_ms}}
-        return clone
+        return self._with_grouping("batched", {"max_batch_size": max_batch_size, "wait_ms": wait_ms})
 
     @staticmethod
     def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Cls:
