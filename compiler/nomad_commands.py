@@ -157,6 +157,10 @@ def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None
             echo(f"stopped and purged {job_id}")
     if children:
         echo(f"stopped and purged {len(children)} dispatched job(s)")
+    if run_id:  # a detached run's secret and token Variables (compiler/run_secrets.py)
+        from .run_secrets import delete_run_variables
+
+        delete_run_variables(api, run_id, parents_, echo)
     for job_id, exc in failed:
         echo(f"could not stop {job_id}: {exc}")
     return 1 if failed else 0

@@ -7,7 +7,8 @@ by the run's tasks for the run's lifetime:
 
 * on Nomad, one Variable per secret at ``modalc/runs/<run id>/<secret id>``,
   written before the first job is registered and deleted when the run ends
-  (return, error, Ctrl-C; ``--detach`` keeps them and says how to delete them);
+  (return, error, Ctrl-C; ``--detach`` keeps them and says how to delete them:
+  ``modalc app stop APP --run RUN`` does, ``delete_run_variables``);
   the run's templates find them through the job meta ``modalc_run``;
 * locally, the values are handed to the local backend in memory, which renders
   them into the task's ``secrets/`` template file and environment as Nomad would.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from agent_runtime.sdk.objects import Secret
@@ -29,7 +30,12 @@ from .backends.base import Backend
 from .errors import ModalcError, UserError
 from .graph import AppGraph
 from .ir import CompiledApp
-from .lower.files import RUN_SCOPED_KINDS, run_secret_id, run_secret_path
+from .lower.files import RUN_SCOPED_KINDS, RUNS_PREFIX, run_secret_id, run_secret_path
+from .lower.warm import TOKEN_VAR_FORMAT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .backends.nomad_api import NomadAPI
 
 
 def _values(secret: Secret) -> dict[str, str]:
@@ -99,7 +105,8 @@ def published(backend: Backend, values: dict[str, dict[str, str]], run_id: str, 
     finally:
         try:
             if detach and written:
-                sys.stderr.write("The run's secrets stay readable by its jobs; delete them when done:\n"
+                sys.stderr.write("The run's secrets stay readable by its jobs; `modalc app stop <app> --run "
+                                 f"{run_id}` deletes them with the jobs, or delete them when done:\n"
                                  + "".join(f"  nomad var purge {p}\n" for p in written))
             else:
                 for path in written:
@@ -110,3 +117,25 @@ def published(backend: Backend, values: dict[str, dict[str, str]], run_id: str, 
                                          f"  delete it with: nomad var purge {path}\n")
         finally:
             api.close()
+
+
+def delete_run_variables(api: NomadAPI, run_id: str, job_ids: list[str], echo: Callable[[str], None]) -> None:
+    """``modalc app stop APP --run RUN``: delete the run's secret Variables (``modalc/runs/<run id>/...``)
+    and its jobs' warm-channel token Variables (``nomad/jobs/<job id>``), so a detached run leaves nothing.
+    Absent ones are fine; a failed delete is reported with the command that finishes it."""
+    from .backends.nomad_api import NomadNotFound
+
+    paths = [str(v["Path"]) for v in api.list_variables(f"{RUNS_PREFIX}/{run_id}/")]
+    for job_id in job_ids:
+        path = TOKEN_VAR_FORMAT % job_id
+        if api.get_variable(path) is not None:
+            paths.append(path)
+    for path in paths:
+        try:
+            api.delete_variable(path)
+        except NomadNotFound:
+            continue
+        except ModalcError as exc:
+            echo(f"could not delete Variable {path}: {exc}; delete it with: nomad var purge {path}")
+            continue
+        echo(f"deleted Variable {path}")

@@ -100,6 +100,46 @@ def test_detach_then_app_list_and_stop(double: NomadDouble, tmp_path: Path) -> N
     assert not double.jobs
 
 
+DETACHED_SECRET = textwrap.dedent("""
+    import os
+    import modal
+
+    app = modal.App("detsec")
+
+    @app.function(secrets=[modal.Secret.from_dict({"GREETING": "hi"})])
+    def greet() -> str:
+        return os.environ["GREETING"]
+
+    @app.local_entrypoint()
+    def main():
+        print("greeting", greet.remote())
+""")
+
+
+def test_app_stop_run_deletes_the_runs_variables(double: NomadDouble, tmp_path: Path) -> None:
+    script = tmp_path / "detsec.py"
+    script.write_text(DETACHED_SECRET)
+    result = modalc(double, tmp_path, "run", "--detach", str(script))
+    assert result.returncode == 0, result.stderr
+    assert "greeting hi" in result.stdout
+    run_id = result.stderr.split("--run ")[1].split()[0].rstrip("`")
+    kept = [path for _, path in double.variables if path.startswith(f"modalc/runs/{run_id}/")]
+    assert kept  # --detach keeps the run's secret for its jobs
+    (parent,) = [job_id for (_, job_id), job in double.jobs.items() if not job.get("ParentID")]
+    # a warm function's channel token of the run's job (what a warm run writes)
+    double.variables[("default", f"nomad/jobs/{parent}")] = {
+        "Namespace": "default", "Path": f"nomad/jobs/{parent}", "Items": {"token": "x"}, "CreateIndex": 1,
+        "ModifyIndex": 1, "CreateTime": 0, "ModifyTime": 0}
+    double.variables[("default", "modalc/runs/other-run/s1")] = {  # another run's: untouched
+        "Namespace": "default", "Path": "modalc/runs/other-run/s1", "Items": {"A": "b"}, "CreateIndex": 1,
+        "ModifyIndex": 1, "CreateTime": 0, "ModifyTime": 0}
+    stopped = modalc(double, tmp_path, "app", "stop", "detsec", "--run", run_id)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"deleted Variable {kept[0]}" in stopped.stdout and f"deleted Variable nomad/jobs/{parent}" in stopped.stdout
+    assert not double.jobs
+    assert [path for _, path in double.variables] == ["modalc/runs/other-run/s1"], stopped.stdout + stopped.stderr
+
+
 NAP = textwrap.dedent("""
     import time
     import modal
