@@ -353,14 +353,16 @@ def _nomad_api(**connection: Any) -> Any:
 @click.argument("script")
 @click.option("-m", "module_mode", is_flag=True, help="Treat SCRIPT as a Python module path.")
 @click.option("--name", help="App name (default: the App's name, else the script's).")
+@click.option("--rotate-token", is_flag=True,
+              help="Give warm functions a new channel token (their running workers are replaced).")
 @placement_options
 @volume_type_option
 @volume_plugin_option
 @connection_options
 @handle_errors
-def deploy(script: str, module_mode: bool, name: str | None, driver: str, image_registry: str | None,
-           datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
-           volume_type: str, volume_plugin: str | None, **connection: Any) -> None:
+def deploy(script: str, module_mode: bool, name: str | None, rotate_token: bool, driver: str,
+           image_registry: str | None, datacenters: tuple[str, ...], namespace: str | None, region: str | None,
+           node_pool: str | None, volume_type: str, volume_plugin: str | None, **connection: Any) -> None:
     """Register SCRIPT's jobs on Nomad under stable IDs; update them in place."""
     from .nomad_commands import deploy_app, show_endpoints
     from .phases import CompilerData
@@ -375,7 +377,7 @@ def deploy(script: str, module_mode: bool, name: str | None, driver: str, image_
     with _nomad_api(namespace=namespace, region=region, **connection) as api:
         check_before_deploy(api, data.graph, data.compiled, volume_plugin=volume_plugin, node_pool=node_pool,
                             echo=lambda line: click.echo(line, err=True))
-        deploy_app(api, data.compiled, click.echo)
+        deploy_app(api, data.compiled, click.echo, rotate_token=rotate_token)
         show_endpoints(api, data.compiled, click.echo)
     click.echo(f"deployed app {data.compiled.app_name!r}: call it with "
                f"modal.Function.from_name({data.compiled.app_name!r}, NAME)", err=True)

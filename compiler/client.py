@@ -92,6 +92,8 @@ class Invoker:
         self._pools: dict[tuple[str, str], WarmPool] = {}
         self._warm_token = ""
         self._warm_lock = threading.Lock()
+        self._deployed_tags: set[str] = set()  # functions of deployed apps (Function.from_name)
+        self._no_token: set[str] = set()  # deployed warm functions without a token Variable: dispatched
 
     # -- plumbing ---------------------------------------------------------------
     def _function(self, target: Target) -> FunctionJob:
@@ -133,6 +135,7 @@ class Invoker:
             return known
         fn = self.backend.lookup(app_name, tag)
         with self._lock:
+            self._deployed_tags.add(fn.tag)
             self.functions[fn.tag] = fn
             self._limits.setdefault(fn.tag, os.cpu_count() or 1)
             self._slots.setdefault(fn.tag, threading.BoundedSemaphore(self._limits[fn.tag]))
@@ -182,6 +185,16 @@ class Invoker:
         key = (fn.tag, repr(sorted(dict(target.params).items())))
         with self._warm_lock:
             pool = self._pools.get(key)
+            if pool is None and fn.tag in self._deployed_tags:
+                # The deploy's token (compiler/warm_deploy.py); without it, calls are dispatched one by one.
+                if fn.tag in self._no_token:
+                    return None
+                token = (self.backend.job_variable(fn) or {}).get(TOKEN_ENV)
+                if not token:
+                    self._no_token.add(fn.tag)
+                    return None
+                pool = self._pools[key] = WarmPool(self.backend, fn, token, method=target.method,
+                                                   params=dict(target.params), deployed=True)
             if pool is None:
                 if not self._warm_token:
                     self._warm_token = secrets.token_urlsafe(32)
@@ -208,8 +221,8 @@ class Invoker:
 
     def spawn(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         fn = self._function(target)
-        if self.backend.durable_calls and fn.warm is None:
-            # Durable call ids: the dispatch happens now and its id names the dispatched job, so
+        if self.backend.durable_calls and (fn.warm is None or fn.tag in self._deployed_tags):
+            # Durable call ids (a deployed warm function's spawn too): the dispatch happens now and its id names the dispatched job, so
             # FunctionCall.from_id(...).get() works from another process too (see backends/nomad.py).
             call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
             dispatch = self.backend.dispatch(fn, self._encode(fn, call), call_id=uuid.uuid4().hex[:12])

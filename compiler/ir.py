@@ -222,7 +222,8 @@ class ImageBuild:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Warm:
-    """How the client keeps warm workers of a function (``compiler/warm_pool.py``); set in run mode only."""
+    """How the client keeps warm workers of a function (``compiler/warm_pool.py``); set for every
+    warm-capable function (run and deploy mode)."""
 
     min_containers: int
     max_containers: int

@@ -69,17 +69,22 @@ def show_plan(planned: list[PlannedJob], stale: list[str], echo: Echo) -> bool:
     return any(p.change != "unchanged" for p in planned)
 
 
-def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo) -> list[PlannedJob]:
+def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token: bool = False
+               ) -> list[PlannedJob]:
+    from .warm_deploy import deploy_warm
+
     planned = plan_app(api, compiled)
-    for p in planned:
+    for fn, p in zip(compiled.functions, planned, strict=True):
         if p.change == "unchanged":
             echo(f"unchanged  {p.job_id}")
-            continue
-        api.register(p.job)
-        current = api.job(p.job_id) or {}
-        echo(f"{'created' if p.change == 'create' else 'updated'}    {p.job_id} (version {current.get('Version', '?')})")
-        for w in p.warnings:
-            echo(f"  warning: {w}")
+        else:
+            api.register(p.job)
+            current = api.job(p.job_id) or {}
+            echo(f"{'created' if p.change == 'create' else 'updated'}    {p.job_id} "
+                 f"(version {current.get('Version', '?')})")
+            for w in p.warnings:
+                echo(f"  warning: {w}")
+        deploy_warm(api, fn, p.change, rotate_token=rotate_token, echo=echo)  # warm functions only
     keep = {p.job_id for p in planned}
     for job_id in stale_jobs(api, compiled.app_name, keep):
         echo(f"stale      {job_id} (no longer in the app; stop it with: nomad job stop -purge {job_id})")
@@ -125,19 +130,29 @@ def app_jobs(api: NomadAPI, app_name: str | None = None, *, children: bool = Fal
 
 def app_list(api: NomadAPI, echo: Echo) -> None:
     apps: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for job in app_jobs(api):
+    listed = api.jobs()
+    for job in app_jobs(api, jobs=listed):
         meta = _meta(job)
         kind = f"run {meta.get('modalc_run', '?')}" if _ephemeral(job) else "deployed"
         apps.setdefault((meta["modalc_app"], kind), []).append(job)
     if not apps:
         echo("no modalc apps on Nomad")
         return
+    from .warm_deploy import pool_size
+
+    children: dict[str, list[dict[str, Any]]] = {}
+    for job in listed:
+        if job.get("ParentID"):
+            children.setdefault(job["ParentID"], []).append(job)
     echo(f"{'APP':<24} {'KIND':<28} {'JOBS':>4}  {'CALLS (running/dead)':<20} STATUS")
     for (app, kind), jobs in sorted(apps.items()):
         running = sum((j.get("JobSummary") or {}).get("Children", {}).get("Running", 0) +
                       (j.get("JobSummary") or {}).get("Children", {}).get("Pending", 0) for j in jobs)
         dead = sum((j.get("JobSummary") or {}).get("Children", {}).get("Dead", 0) for j in jobs)
         status = "stopped" if all(j.get("Stop") for j in jobs) else "running"
+        warm = sum(pool_size(children.get(j["ID"], [])) for j in jobs)
+        if warm:
+            status += f" ({warm} warm worker(s))"
         echo(f"{app:<24} {kind:<28} {len(jobs):>4}  {f'{running}/{dead}':<20} {status}")
 
 
@@ -161,6 +176,10 @@ def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None
         from .run_secrets import delete_run_variables
 
         delete_run_variables(api, run_id, parents_, echo)
+    if not run_id:  # the warm workers' token Variables (compiler/warm_deploy.py)
+        from .warm_deploy import delete_tokens
+
+        delete_tokens(api, parents_, echo)
     for job_id, exc in failed:
         echo(f"could not stop {job_id}: {exc}")
     return 1 if failed else 0

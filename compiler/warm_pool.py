@@ -20,6 +20,14 @@ replaced (the call is sent elsewhere, not counted as an attempt); a worker that
 dies mid-call fails that attempt, and failed attempts are retried on any
 worker by the function's retry policy (Modal's delays). Calls through the
 channel have no payload limit.
+
+Deployed functions (``Function.from_name``, ``deployed=True``): the pool
+adopts the running workers the backend finds (``Backend.warm_workers``: the
+deploy's ``min_containers`` and idle-exiting workers other runs started) and
+starts none at first; it adds workers (ordinary dispatches of the deployed job,
+idle-exiting) as above, up to ``max_containers``. At the end of the run it
+stops nothing: adopted workers are not the run's, and the ones it started exit
+after ``scaledown_window`` idle like any other.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from agent_runtime.sdk.exception import ExecutionError
 
 from .backends.base import AllocResult, Backend, Dispatch
 from .ir import FunctionJob, Warm
+from .lower.warm import CALL_PREFIX, pool_key
 
 STARTUP_TIMEOUT_S = 600.0
 
@@ -83,7 +92,7 @@ class WarmPool:
     """The warm workers of one function (one set of class parameters) in one run."""
 
     def __init__(self, backend: Backend, fn: FunctionJob, token: str, *, method: str | None = None,
-                 params: dict[str, Any] | None = None):
+                 params: dict[str, Any] | None = None, deployed: bool = False):
         assert fn.warm is not None
         self.backend = backend
         self.fn = fn
@@ -91,15 +100,29 @@ class WarmPool:
         self.token = token
         self.method = method
         self.params = dict(params or {})
+        self.key = pool_key(self.params)
+        self.deployed = deployed
         self._workers: list[_Worker] = []
         self._cond = threading.Condition()
         self._waiting = 0
         self._closed = False
         self._failure: BaseException | None = None  # why the last worker could not start
         self.started = 0  # workers dispatched (tests and benchmarks read it)
+        self.adopted = 0  # running workers of a deployed function found at the start
         with self._cond:
-            for _ in range(self.warm.min_containers):
-                self._start(pinned=True)
+            if deployed:
+                self._adopt()
+            else:
+                for _ in range(self.warm.min_containers):
+                    self._start(pinned=True)
+
+    def _adopt(self) -> None:
+        """Take the deployed function's running workers (with the lock held): ready, not ours to stop."""
+        for _, address, minimum in self.backend.warm_workers(self.fn, self.key):
+            worker = _Worker(pinned=minimum)  # other runs' extra workers may scale down: not pinned
+            worker.address, worker.ready = address, True
+            self._workers.append(worker)
+            self.adopted += 1
 
     # -- calls ------------------------------------------------------------------
     def run(self, call: Call) -> list[Outcome]:
@@ -264,7 +287,8 @@ class WarmPool:
         serve = protocol.encode("serve", Call(inputs=[], method=self.method, params=self.params),
                                 scaledown_ms=scaledown_ms, max_inputs=self.warm.max_inputs)
         try:
-            worker.dispatch = self.backend.dispatch(self.fn, serve, call_id=f"warm-{uuid.uuid4().hex[:10]}")
+            worker.dispatch = self.backend.dispatch(self.fn, serve,
+                                                    call_id=f"{CALL_PREFIX}{self.key}-{uuid.uuid4().hex[:10]}")
         except BaseException as exc:
             self._ended(worker, exc)
             return
@@ -343,6 +367,9 @@ class WarmPool:
             self._workers.clear()
             self._cond.notify_all()
         for worker in workers:
+            if self.deployed:  # adopted ones belong to the deploy; ours exit after scaledown_window idle
+                _close(worker)
+                continue
             _close(worker)
             if worker.dispatch is not None and not worker.ended:
                 try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.nomad_double import NomadDouble
-from tests.test_nomad_cli import double, ephemeral_jobs  # noqa: F401 - the fixture
+from tests.test_nomad_cli import ephemeral_jobs
 from tests.test_nomad_cli import modalc as nomad_modalc
 from tests.test_run import modalc as local_modalc
 
@@ -165,7 +165,7 @@ def test_class_on_the_local_backend(tmp_path: Path) -> None:
     _check(result.stdout, log)
 
 
-def test_class_on_nomad(double: NomadDouble, tmp_path: Path) -> None:  # noqa: F811
+def test_class_on_nomad(double: NomadDouble, tmp_path: Path) -> None:
     script = tmp_path / "clsapp.py"
     script.write_text(APP)
     log = tmp_path / "events.log"
@@ -251,7 +251,7 @@ CALLER = textwrap.dedent('''
 ''')
 
 
-def test_cls_from_name_calls_the_deployed_class(double: NomadDouble, tmp_path: Path) -> None:  # noqa: F811
+def test_cls_from_name_calls_the_deployed_class(double: NomadDouble, tmp_path: Path) -> None:
     (tmp_path / "dep.py").write_text(DEPLOYED)
     (tmp_path / "caller.py").write_text(CALLER)
     deployed = nomad_modalc(double, tmp_path, "deploy", str(tmp_path / "dep.py"))

@@ -57,14 +57,15 @@ build_rows = [
     ("i6pn", HEAD + _fn("i6pn=True"), "i6pn= ignored"),
     ("startup_timeout", HEAD + _fn("startup_timeout=60"), "startup_timeout= ignored"),
     ("experimental_options", HEAD + _fn("experimental_options={'a': 1}"), "experimental_options= ignored"),
-    ("min_containers", HEAD + _fn("min_containers=2"), "min_containers= ignored: Nomad starts one allocation"),
-    ("buffer_containers", HEAD + _fn("buffer_containers=1"), "buffer_containers= ignored"),
-    ("scaledown_window", HEAD + _fn("scaledown_window=60"), "scaledown_window= ignored"),
+    # Deployed warm pools act on the autoscaling options (compiler/warm_deploy.py): no note.
+    ("min_containers", HEAD + _fn("min_containers=2"), ""),
+    ("buffer_containers", HEAD + _fn("buffer_containers=1"), ""),
+    ("scaledown_window", HEAD + _fn("scaledown_window=60"), ""),
     ("single_use_containers", HEAD + _fn("single_use_containers=True"), "single_use_containers= ignored: every "
      "dispatched call already gets a fresh allocation"),
     ("max_inputs", HEAD + _fn("max_inputs=1"), "max_inputs= ignored"),
     ("block_network", HEAD + _fn("block_network=True"), ""),
-    ("keep_warm (0.x)", HEAD + _fn("keep_warm=1"), "min_containers= ignored"),
+    ("keep_warm (0.x)", HEAD + _fn("keep_warm=1"), ""),
     ("max_containers", HEAD + _fn("max_containers=4"), ""),
     # Declared at module level: loads, nothing to say until used.
     ("Dict.from_name", HEAD + "d = modal.Dict.from_name('cache', create_if_missing=True)\n" + _fn(), ""),

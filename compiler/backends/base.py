@@ -85,6 +85,15 @@ class Backend(abc.ABC):
         """Write the Variable ``nomad/jobs/<fn's parent job ID>`` (the warm workers' token); deleted by ``stop``."""
         raise NotImplementedError(f"{self.name} backend has no job Variables")
 
+    def job_variable(self, fn: FunctionJob) -> dict[str, str] | None:
+        """The items of ``nomad/jobs/<fn's parent job ID>`` (a deployed warm function's token); None if absent."""
+        return None
+
+    def warm_workers(self, fn: FunctionJob, key: str) -> list[tuple[str, tuple[str, int], bool]]:
+        """Running workers of a *deployed* warm function that serve instance ``key`` (``lower.warm.pool_key``):
+        (dispatch ID, address, whether it is one of the deploy's minimum workers)."""
+        return []
+
     def endpoint(self, dispatch: Dispatch, service: str) -> tuple[str, int] | None:
         """Where ``dispatch``'s allocation serves ``service`` (host, port); None until it is registered."""
         raise NotImplementedError(f"{self.name} backend has no services")

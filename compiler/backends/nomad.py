@@ -47,8 +47,10 @@ from agent_runtime.protocol import RESULT_FILE, STREAM_FILE
 
 from ..emit_json import job_dict
 from ..errors import ModalcError, UserError
-from ..ir import TASK_NAME, CompiledApp, FunctionJob, Job, JobType
+from ..ir import TASK_NAME, CompiledApp, FunctionJob, Job, JobType, Warm
 from ..lower.job import job_id as make_job_id
+from ..lower.warm import CALL_PREFIX as WARM_CALL_PREFIX
+from ..lower.warm import TOKEN_VAR_FORMAT, warm_from_meta
 from .base import AllocResult, Backend, Dispatch
 from .local import LogSink
 from .nomad_api import NomadAPI, NomadError, NomadNotFound, NomadSettings
@@ -73,12 +75,14 @@ def placement_timeout_from_env() -> float:
         raise UserError(f"MODALC_PLACEMENT_TIMEOUT={raw!r} is not a number of seconds") from None
 
 
-def deployed_stub(app_name: str, tag: str, job_id: str, namespace: str | None = None) -> FunctionJob:
-    """A FunctionJob standing for a deployed job (only its tag and job ID are used to dispatch)."""
+def deployed_stub(app_name: str, tag: str, job_id: str, namespace: str | None = None, *,
+                  warm: Warm | None = None) -> FunctionJob:
+    """A FunctionJob standing for a deployed job (only its tag, job ID and warm settings are used to call it)."""
     job = Job(id=job_id, type=JobType.BATCH, datacenters=("*",), namespace=namespace, region=None, node_pool=None,
               meta=(("modalc_app", app_name), ("modalc_function", tag)), periodic=None, parameterized=None,
               groups=())
-    return FunctionJob(tag=f"{app_name}.{tag}", job=job, module="", qualname="", image=None, is_generator=False)
+    return FunctionJob(tag=f"{app_name}.{tag}", job=job, module="", qualname="", image=None, is_generator=False,
+                       warm=warm)
 
 
 @dataclass
@@ -200,6 +204,35 @@ class NomadBackend(Backend):
             self._job_vars.append(path)  # before the request: a lost answer still gets cleaned up
         self.api.put_variable(path, items)
 
+    def job_variable(self, fn: FunctionJob) -> dict[str, str] | None:
+        """The items of ``nomad/jobs/<parent>`` (a deployed warm function's token), None if absent."""
+        var = self.api.get_variable(TOKEN_VAR_FORMAT % (self.parents.get(fn.tag) or fn.job.id))
+        return None if var is None else dict(var.get("Items") or {})
+
+    def warm_workers(self, fn: FunctionJob, key: str) -> list[tuple[str, tuple[str, int], bool]]:
+        """The running workers of a deployed function serving instance ``key``: (child job ID, address,
+        whether it is a minimum worker), from ``GET /v1/service/<name>`` and the job's children (their
+        dispatch meta ``modalc_call = warm-<key>-...``)."""
+        assert fn.warm is not None
+        parent = self.parents.get(fn.tag) or fn.job.id
+        try:
+            registrations, _ = self.api.service(fn.warm.service)
+        except NomadNotFound:
+            return []
+        if not registrations:
+            return []
+        prefix = f"{WARM_CALL_PREFIX}{key}-"
+        children = {j["ID"]: str((j.get("Meta") or {}).get("modalc_call") or "")
+                    for j in self.api.jobs(prefix=f"{parent}/")
+                    if j.get("ParentID") == parent and j.get("Status") in ("pending", "running")}
+        out = []
+        for reg in registrations:
+            call = children.get(reg.get("JobID") or "", "")
+            if call.startswith(prefix) and reg.get("Port"):
+                out.append((str(reg["JobID"]), (str(reg["Address"]), int(reg["Port"])),
+                            call.startswith(f"{prefix}min-")))
+        return out
+
     def endpoint(self, dispatch: Dispatch, service: str) -> tuple[str, int] | None:
         """The address the dispatched child registered for ``service`` (``GET /v1/service/<name>``)."""
         try:
@@ -223,7 +256,8 @@ class NomadBackend(Backend):
         if not job.get("ParameterizedJob") or job.get("Stop"):
             raise UserError(f"{app_name}.{tag} (job {job_id}) cannot be called: it is "
                             + ("stopped" if job.get("Stop") else "not a dispatchable (parameterized) job"))
-        fn = deployed_stub(app_name, tag, job_id)
+        warm = warm_from_meta(job.get("Meta") or {}, job_id, os.cpu_count() or 1)
+        fn = deployed_stub(app_name, tag, job_id, warm=warm)
         with self._lock:
             self.parents[fn.tag] = job_id
             self._deployed.add(job_id)

@@ -37,13 +37,13 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
             if not skip_unsupported:
                 errors.add(problem)
             continue
-        warm = node.web is None and opts.mode == "run" and is_warm(node)
+        warm = node.web is None and is_warm(node)
         try:
             compiled = lower_function(node, graph, opts)
             if node.web is not None:
                 compiled = lower_web(compiled, node, graph, opts)
             elif warm:  # warm workers serve calls over HTTP (lower/warm.py)
-                compiled = lower_warm(compiled, node, opts.driver, os.cpu_count() or 1)
+                compiled = lower_warm(compiled, node, opts.driver, os.cpu_count() or 1, deploy=opts.mode == "deploy")
         except UserError as exc:
             errors.add(exc)
             continue

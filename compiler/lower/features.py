@@ -3,7 +3,7 @@
 Runs on the client. One table: placement options that belong to Modal's
 cloud (``cloud=``, ``region=`` …), options whose work modalc does elsewhere
 (``serialized=`` …), and the autoscaling options, which act only where a
-function runs on warm workers (``modalc run``, lower/warm.py) and are notes
+function runs on warm workers (``modalc run`` and deploy, lower/warm.py) and are notes
 otherwise. Errors (``proxy=``, ``cloud_bucket_mounts=``) are in job.py.
 docs/mapping.md lists every option and what modalc does with it.
 """
@@ -31,7 +31,7 @@ NO_EFFECT = {
     "single_use_containers": "every dispatched call already gets a fresh allocation",
     "max_inputs": "every dispatched call already gets a fresh allocation",
 }
-# Options that warm workers act on (modalc run), and that a web endpoint's service job uses.
+# Options that warm workers act on (modalc run and deploy), and that a web endpoint's service job uses.
 WARM_OPTIONS = frozenset({"min_containers", "buffer_containers", "scaledown_window"})
 
 

@@ -11,12 +11,19 @@ task's environment (``MODALC_WARM_TOKEN``; a dispatched child reads its
 parent's path through its workload identity, without extra ACLs). No token is
 ever in the spec. A dispatch whose envelope is a "serve" envelope then becomes
 a worker (``agent_runtime/serve.py``); the client's pool is
-``compiler/warm_pool.py``. Deploy mode emits none of this (see docs/mapping.md).
+``compiler/warm_pool.py``. Deploy mode emits the same blocks, plus the job meta
+``modalc_warm`` (the pool's settings as JSON, without ``max_containers``,
+which is ``modalc_max_containers`` when set and else the caller's CPU count),
+from which a ``Function.from_name`` caller rebuilds the pool
+(``warm_from_meta``); ``modalc deploy`` writes the deploy's token and starts
+the ``min_containers`` workers (``compiler/warm_deploy.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Any
 
 from ..errors import UserError
@@ -30,6 +37,15 @@ DEFAULT_SCALEDOWN_S = 60  # Modal's default scaledown_window
 CONTAINER_RPC_PORT = 8001  # docker: the port inside the container
 WARM_OPTIONS = ("min_containers", "max_containers", "buffer_containers", "scaledown_window")
 TOKEN_VAR_FORMAT = "nomad/jobs/%s"
+WARM_META = "modalc_warm"  # deploy mode: the pool's settings (JSON), read back by warm_from_meta
+CALL_PREFIX = "warm-"  # a worker's dispatch meta modalc_call: warm-<pool key>-[min-]<random>
+
+
+def pool_key(params: dict[str, Any] | None) -> str:
+    """Which instance a worker serves: ``default`` (no class parameters) or a digest of the parameters."""
+    if not params:
+        return "default"
+    return hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:12]
 
 
 def is_warm(node: FunctionNode) -> bool:
@@ -81,10 +97,36 @@ def warm_settings(node: FunctionNode, job_id: str, cpus: int) -> Warm:
                 max_delay_s=retry.max_delay_s)
 
 
-def lower_warm(compiled: FunctionJob, node: FunctionNode, driver: Driver, cpus: int) -> FunctionJob:
-    """``compiled`` (a dispatchable batch job) with the port, service and token template of warm workers."""
+def deploy_meta(warm: Warm) -> str:
+    """The ``modalc_warm`` meta of a deployed job: every setting but ``max_containers`` (the build machine's
+    CPU count must not leak into the spec)."""
+    fields = {k: v for k, v in dataclasses.asdict(warm).items() if k not in ("max_containers", "service")}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+def warm_from_meta(meta: dict[str, str], job_id: str, cpus: int) -> Warm | None:
+    """The pool settings of a deployed job (its ``modalc_warm`` meta); None for a job without warm workers."""
+    raw = meta.get(WARM_META)
+    if not raw:
+        return None
+    try:
+        fields = json.loads(raw)
+        minimum = int(fields["min_containers"])
+        explicit = meta.get("modalc_max_containers")
+        maximum = int(explicit) if explicit else max(cpus, minimum, 1)
+        return Warm(**{**fields, "max_containers": maximum, "service": f"{job_id}-rpc"[:63]})
+    except (ValueError, TypeError, KeyError):
+        return None  # written by another modalc version: calls are dispatched per call
+
+
+def lower_warm(compiled: FunctionJob, node: FunctionNode, driver: Driver, cpus: int, *,
+               deploy: bool = False) -> FunctionJob:
+    """``compiled`` (a dispatchable batch job) with the port, service and token template of warm workers
+    (and, when ``deploy``, the ``modalc_warm`` meta)."""
     job = compiled.job
     warm = warm_settings(node, job.id, cpus)
+    if deploy:
+        job = dataclasses.replace(job, meta=(*job.meta, (WARM_META, deploy_meta(warm))))
     group = job.groups[0]
     task = group.tasks[0]
     config = task.config
