@@ -143,11 +143,12 @@ class Greeter:
 def main():
     import urllib.request
 
+    # one write per line: the allocations' log lines go to the same stdout from other threads
     url = Greeter().greet.get_web_url()
-    print("url:", url)
-    print("body:", urllib.request.urlopen(url + "/?name=Ada", timeout=10).read().decode())
-    print("again:", urllib.request.urlopen(url + "/?name=Bob", timeout=10).read().decode())
-    print("shout:", Greeter().shout.remote("hi"))
+    print(f"url: {url}")
+    print(f"body: {urllib.request.urlopen(url + '/?name=Ada', timeout=10).read().decode()}")
+    print(f"again: {urllib.request.urlopen(url + '/?name=Bob', timeout=10).read().decode()}")
+    print(f"shout: {Greeter().shout.remote('hi')}")
 """
 
 
