@@ -206,7 +206,7 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
     data = CompilerData(ref, build_options("docker", None, (), namespace if backend else None,
                                            region if backend else None, None, mode="run", volume_type=volume_type),
                         name=name,
-                        skip_unsupported=True, select_ref=False)
+                        select_ref=False)
     show_notes(data.script.warnings)
     runnable = data.runnable
     result: list[Any] = []

@@ -27,12 +27,11 @@ class CompilerData:
     """One script, compiled on demand, phase by phase."""
 
     def __init__(self, ref: ImportRef, opts: BuildOptions, *, name: str | None = None,
-                 only: frozenset[str] | None = None, skip_unsupported: bool = False, select_ref: bool = True):
+                 only: frozenset[str] | None = None, select_ref: bool = True):
         self.ref = ref
         self.opts = opts
         self.name = name
         self.only = only
-        self.skip_unsupported = skip_unsupported
         # build compiles only the function a ``::ref`` names; run compiles the whole app.
         self.select_ref = select_ref
 
@@ -60,7 +59,7 @@ class CompilerData:
         rest = self.app_selection[1]
         if only is None and rest and self.select_ref:
             only = frozenset({self.runnable.tag})
-        return lower_app(self.graph, self.opts, only=only, skip_unsupported=self.skip_unsupported)
+        return lower_app(self.graph, self.opts, only=only)
 
     def function(self, tag: str) -> FunctionJob | None:
         return next((f for f in self.compiled.functions if f.tag == tag), None)

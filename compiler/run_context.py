@@ -43,7 +43,7 @@ def run_app(app: Any, *, detach: bool = False) -> Iterator[None]:
         var = next(iter(script.apps))
         graph = build_graph(script, var)
         opts = build_options("docker", None, (), None, None, None, mode="run")
-        compiled = lower_app(graph, opts, skip_unsupported=True)
+        compiled = lower_app(graph, opts)
     except ModalcError as exc:
         exc.show()
         raise SystemExit(exc.exit_code) from None

@@ -63,7 +63,7 @@ def serve(ref: ImportRef, opts: BuildOptions, *, name: str | None, echo: Echo, p
     ports: dict[str, int] = {}
     watched = [os.path.abspath(ref.file_or_module)] if not ref.use_module_mode else []
     while not stop.is_set():
-        data: CompilerData | None = CompilerData(ref, opts, name=name, skip_unsupported=True, select_ref=False)
+        data: CompilerData | None = CompilerData(ref, opts, name=name, select_ref=False)
         assert data is not None
         try:
             compiled, graph = data.compiled, data.graph

@@ -196,7 +196,7 @@ def test_run_spec_references_run_scoped_secrets_without_values(tmp_path: Path, m
     script.write_text(RUN_SCOPED_APP)
     (tmp_path / "app.env").write_text("RS_DOTENV=from-dotenv-value\n")
     monkeypatch.setenv("RS_LOCAL", "from-local-value")
-    data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"), skip_unsupported=True,
+    data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"),
                         select_ref=False)
     hcl = emit_hcl(data.compiled.functions[0].job)
     assert hcl.count('nomadVar (printf \\"modalc/runs/%s/s') == 3
@@ -204,7 +204,7 @@ def test_run_spec_references_run_scoped_secrets_without_values(tmp_path: Path, m
     assert "from-dotenv-value" not in hcl and "from-local-value" not in hcl
     assert nomad_schema.validate_hcl_string(hcl) == []
     assert hcl == emit_hcl(CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"),
-                                        skip_unsupported=True, select_ref=False).compiled.functions[0].job)
+                                        select_ref=False).compiled.functions[0].job)
 
 
 # -- ACL policy ------------------------------------------------------------------------------------------------

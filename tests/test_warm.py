@@ -124,7 +124,7 @@ class Marker:
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> CompilerData:
     path = tmp_path_factory.mktemp("warm") / "warm_app.py"
     path.write_text(APP)
-    data = CompilerData(parse_import_ref(str(path)), BuildOptions(mode="run"), skip_unsupported=True,
+    data = CompilerData(parse_import_ref(str(path)), BuildOptions(mode="run"),
                         select_ref=False)
     data.compiled  # noqa: B018 - compile once for the module
     return data

@@ -51,7 +51,7 @@ DISPATCH = r".*/job/wd-ident/dispatch"
 def _compile(tmp_path: Path, text: str = APP) -> CompilerData:
     path = tmp_path / "wd.py"
     path.write_text(text)
-    return CompilerData(parse_import_ref(str(path)), BuildOptions(mode="deploy"), skip_unsupported=True,
+    return CompilerData(parse_import_ref(str(path)), BuildOptions(mode="deploy"),
                         select_ref=False)
 
 

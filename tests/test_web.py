@@ -215,7 +215,7 @@ def test_a_class_fastapi_endpoint_serves_in_modalc_run(tmp_path: Path) -> None:
 
 def test_every_kind_of_endpoint_serves_real_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODALC_HOME", str(tmp_path / "home"))
-    data = CompilerData(parse_import_ref(str(EXAMPLE)), BuildOptions(mode="run"), skip_unsupported=True,
+    data = CompilerData(parse_import_ref(str(EXAMPLE)), BuildOptions(mode="run"),
                         select_ref=False)
     backend = LocalBackend(sink=LogSink(quiet=True))
     fns = {fn.tag: fn for fn in data.compiled.functions}

@@ -8,22 +8,17 @@ from __future__ import annotations
 import os
 
 from ..errors import Collector, UserError
-from ..graph import AppGraph, FunctionNode
+from ..graph import AppGraph
 from ..ir import CompiledApp, FunctionJob
 from .features import feature_notes
 from .job import BuildOptions, job_id, lower_function
 from .warm import is_warm, lower_warm
-from .web import lower_web, unsupported_web
+from .web import lower_web
 
-__all__ = ["BuildOptions", "job_id", "lower_app", "lower_function", "not_yet_supported"]
-
-
-def not_yet_supported(node: FunctionNode) -> UserError | None:
-    return unsupported_web(node)
+__all__ = ["BuildOptions", "job_id", "lower_app", "lower_function"]
 
 
-def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | None = None,
-              skip_unsupported: bool = False) -> CompiledApp:
+def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | None = None) -> CompiledApp:
     """Compile every function of the graph (or those named in ``only``)."""
     errors = Collector()
     jobs: list[FunctionJob] = []
@@ -31,11 +26,6 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
     seen_ids: dict[str, str] = {}
     for node in graph.functions:
         if only is not None and node.tag not in only:
-            continue
-        problem = not_yet_supported(node)
-        if problem:
-            if not skip_unsupported:
-                errors.add(problem)
             continue
         warm = node.web is None and is_warm(node)
         try:

@@ -32,11 +32,6 @@ CHECK_TIMEOUT_S = 2
 WEB_TYPES = ("fastapi_endpoint", "asgi_app", "wsgi_app", "web_server")
 
 
-def unsupported_web(node: FunctionNode) -> UserError | None:
-    """Nothing about web endpoints is left unsupported (class methods included); kept as lowering's hook."""
-    return None
-
-
 def _check_class_method(node: FunctionNode) -> None:
     """A class's web method is served by one instance built with the parameters' defaults, as Modal does."""
     if node.kind != "method":
