@@ -41,7 +41,7 @@ def test_built_image_runs_on_nomad(double: NomadDouble, tmp_path: Path) -> None:
 def data_mount(tmp_path: Path) -> Iterator[Path]:
     """/data linked to a directory: the host volume the Nomad client would mount there."""
     if os.path.lexists("/data"):
-        pytest.skip("/data exists on this machine; the example mounts its volume there")
+        pytest.fail("/data exists on this machine; the example mounts its volume there (remove it to run this test)")
     store = tmp_path / "host-volume"
     store.mkdir()
     os.symlink(store, "/data")

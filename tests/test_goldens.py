@@ -56,7 +56,8 @@ def require_hclfmt() -> str:
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("hclfmt is not installed (CI is set); run ../shared/tools/install-hcl-tools")
-        pytest.skip("hclfmt is not installed")
+        pytest.skip("hclfmt is not installed and CI is not set (CI fails here instead); "
+                    "run ../shared/tools/install-hcl-tools")
     return path
 
 

@@ -76,14 +76,14 @@ class Backend(abc.ABC):
 
     def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
         """Bytes of the runtime's stream file from ``offset``, and whether the allocation ended."""
-        raise NotImplementedError(f"{self.name} backend does not stream generator output")
+        raise ExecutionError(f"the {self.name} backend does not stream generator output")
 
     # Warm workers (compiler/warm_pool.py): a backend that runs them sets this and implements the two below.
     supports_warm = False
 
     def put_job_variable(self, fn: FunctionJob, items: dict[str, str]) -> None:
         """Write the Variable ``nomad/jobs/<fn's parent job ID>`` (the warm workers' token); deleted by ``stop``."""
-        raise NotImplementedError(f"{self.name} backend has no job Variables")
+        raise ExecutionError(f"the {self.name} backend has no job Variables")
 
     def job_variable(self, fn: FunctionJob) -> dict[str, str] | None:
         """The items of ``nomad/jobs/<fn's parent job ID>`` (a deployed warm function's token); None if absent."""
@@ -96,7 +96,7 @@ class Backend(abc.ABC):
 
     def endpoint(self, dispatch: Dispatch, service: str) -> tuple[str, int] | None:
         """Where ``dispatch``'s allocation serves ``service`` (host, port); None until it is registered."""
-        raise NotImplementedError(f"{self.name} backend has no services")
+        raise ExecutionError(f"the {self.name} backend has no services")
 
     @abc.abstractmethod
     def cancel(self, dispatch: Dispatch) -> None:
