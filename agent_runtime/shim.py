@@ -293,14 +293,7 @@ class Supervisor:
         try:
             message = worker.receiver.receive(time.monotonic() + self.opts.timeout_s)
         except channel.Expired:
-            stacks = worker.stacks()
-            worker.kill()
-            self.worker = None
-            text = f"{self.label} timed out after {self.opts.timeout_s:g} seconds"
-            where = f"\nWhere it was when stopped:\n{outcomes.user_stacks(stacks)}" if stacks else ""
-            failed = Attempt(Status.TIMEOUT, True, text, outcomes.runtime_failure(
-                "FunctionTimeoutError", text, attempts=1, timed_out=True, details=where))
-            attempts = [failed] * count
+            attempts = [self._timed_out(worker, "", retryable=True, attempt=1)] * count
         else:
             if message is None:
                 text = f"the function's process {describe_exit(worker.reap())} while running inputs " \
@@ -341,6 +334,16 @@ class Supervisor:
             pass  # the worker died after READY: _await reads the end of its pipe and reports how
         return self._await(index, attempt, stream_size, starting=False)
 
+    def _timed_out(self, worker: _Worker, suffix: str, *, retryable: bool, attempt: int) -> Attempt:
+        """Kill a worker that ran past the per-attempt timeout; the attempt says where it was stuck."""
+        stacks = worker.stacks()
+        worker.kill()
+        self.worker = None
+        text = f"{self.label} timed out after {self.opts.timeout_s:g} seconds{suffix}"
+        where = f"\nWhere it was when stopped:\n{outcomes.user_stacks(stacks)}" if stacks else ""
+        return Attempt(Status.TIMEOUT, retryable, text, outcomes.runtime_failure(
+            "FunctionTimeoutError", text, attempts=attempt, timed_out=True, details=where))
+
     def _await(self, index: int, attempt: int, stream_size: int, *, starting: bool) -> Attempt | None:
         """Wait for READY (``starting``) or DONE; None when the worker became ready."""
         worker = self.worker
@@ -349,17 +352,11 @@ class Supervisor:
         try:
             message = worker.receiver.receive(time.monotonic() + self.opts.timeout_s)
         except channel.Expired:
-            stacks = worker.stacks()
-            worker.kill()
-            self.worker = None
-            text = f"{self.label} timed out after {self.opts.timeout_s:g} seconds"
-            if starting:
-                text += f" while {doing}"
-            retryable = self._repair_stream(stream_size)
-            where = f"\nWhere it was when stopped:\n{outcomes.user_stacks(stacks)}" if stacks else ""
-            return Attempt(Status.TIMEOUT, retryable, text,
-                           outcomes.runtime_failure("FunctionTimeoutError", text, attempts=attempt, timed_out=True,
-                                                    details=where))
+            failed = self._timed_out(worker, f" while {doing}" if starting else "", retryable=False,
+                                     attempt=attempt)
+            # Repaired once the worker is gone: a generator that already yielded is not retried.
+            failed.retryable = self._repair_stream(stream_size)
+            return failed
         if message is None:
             how = describe_exit(worker.reap())
             self.worker = None
