@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from compiler.lower import BuildOptions
+from compiler.phases import CompilerData
+from compiler.refs import parse_import_ref
 from tests.nomad_double import NomadDouble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,3 +21,12 @@ def modalc_on(double: NomadDouble, home: Path, *args: str, timeout: float = 90) 
     env.update(MODALC_HOME=str(home), NOMAD_ADDR=double.address, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def compile_for_run(folder: Path, module: str, source: str) -> CompilerData:
+    """Write ``source`` as ``folder/module.py`` and compile the whole app as ``modalc run`` does."""
+    path = folder / f"{module}.py"
+    path.write_text(source)
+    data = CompilerData(parse_import_ref(str(path)), BuildOptions(mode="run"), select_ref=False)
+    data.compiled  # noqa: B018 - compile now, once
+    return data

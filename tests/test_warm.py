@@ -25,10 +25,9 @@ from compiler.backends.local import LocalBackend, LogSink
 from compiler.backends.nomad import NomadBackend
 from compiler.backends.nomad_api import NomadSettings
 from compiler.client import Invoker
-from compiler.lower import BuildOptions
 from compiler.phases import CompilerData
-from compiler.refs import parse_import_ref
 from compiler.warm_pool import WarmPool
+from tests.helpers import compile_for_run
 from tests.nomad_double.double import NomadDouble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,12 +121,7 @@ class Marker:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> CompilerData:
-    path = tmp_path_factory.mktemp("warm") / "warm_app.py"
-    path.write_text(APP)
-    data = CompilerData(parse_import_ref(str(path)), BuildOptions(mode="run"),
-                        select_ref=False)
-    data.compiled  # noqa: B018 - compile once for the module
-    return data
+    return compile_for_run(tmp_path_factory.mktemp("warm"), "warm_app", APP)
 
 
 class Run:
