@@ -223,3 +223,11 @@ def test_call_envelope_round_trip() -> None:
     data = protocol.encode("call", Call(inputs=[((1,), {"a": 2})]))
     header, call = protocol.decode(data)
     assert header["kind"] == "call" and call.inputs == [((1,), {"a": 2})]
+
+
+def test_functions_gather_is_modal_0x_spelling(app_and_invoker: Any) -> None:
+    module, _, _ = app_and_invoker
+    import modal.functions
+
+    calls = [module.double.spawn(i) for i in (1, 2, 3)]
+    assert modal.functions.gather(*calls) == [2, 4, 6]

@@ -278,3 +278,8 @@ class FunctionCall:
 
     def __repr__(self) -> str:
         return f"FunctionCall({self.object_id!r})"
+
+
+def gather(*function_calls: FunctionCall) -> list[Any]:
+    """``modal.functions.gather(...)`` (Modal 0.x): the results of several spawned calls, in order."""
+    return FunctionCall.gather(*function_calls)
