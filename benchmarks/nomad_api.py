@@ -86,7 +86,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "bench_app.py"
             script.write_text(APP)
-            data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"), skip_unsupported=True,
+            data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"),
                                 select_ref=False)
             backend = NomadBackend(NomadSettings.from_env({}, address=address), sink=LogSink(quiet=True))
             backend.start(data.compiled, run_id=f"bench-{os.urandom(3).hex()}")
