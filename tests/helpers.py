@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from compiler.lower import BuildOptions
@@ -30,3 +31,23 @@ def compile_for_run(folder: Path, module: str, source: str) -> CompilerData:
     data = CompilerData(parse_import_ref(str(path)), BuildOptions(mode="run"), select_ref=False)
     data.compiled  # noqa: B018 - compile now, once
     return data
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its reaper has stopped running)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            state = next(line for line in fh if line.startswith("State:"))
+    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        return False
+    return "Z" not in state.split()[1]
+
+
+def stops_within(pid: int, seconds: float = 5.0) -> bool:
+    """Whether ``pid`` stops running within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

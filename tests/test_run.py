@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import stops_within
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -208,19 +210,6 @@ def test_large_result(app_file: Path, tmp_path: Path) -> None:
     assert "got 50000000" in result.stdout
 
 
-def _alive(pid: int, grace_s: float = 5.0) -> bool:
-    """Whether ``pid`` still runs (a zombie waiting for a reaper has stopped running)."""
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/status") as fh:
-                state = next(line for line in fh if line.startswith("State:"))
-        except (FileNotFoundError, ProcessLookupError, StopIteration):
-            return False
-        if "Z" in state.split()[1]:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -237,7 +226,7 @@ def test_interrupt_stops_every_allocation(app_file: Path, tmp_path: Path, sig: s
     proc.send_signal(sig)
     proc.communicate(timeout=30)
     assert proc.returncode != 0
-    assert not _alive(pid)
+    assert stops_within(pid)
     runs = tmp_path / "runs"
     assert not runs.exists() or not any(runs.iterdir())
 

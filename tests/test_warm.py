@@ -27,7 +27,7 @@ from compiler.backends.nomad_api import NomadSettings
 from compiler.client import Invoker
 from compiler.phases import CompilerData
 from compiler.warm_pool import WarmPool
-from tests.helpers import compile_for_run
+from tests.helpers import compile_for_run, running
 from tests.nomad_double.double import NomadDouble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,12 +169,6 @@ def nomad(tmp_path: Path, compiled: CompilerData) -> Iterator[Run]:
         double.stop()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("where", ["local", "nomad"])
@@ -192,7 +186,7 @@ def test_first_call_starts_a_worker_later_calls_reuse_it(where: str, request: py
         job = run.double.job(token_vars[0][len("nomad/jobs/"):])
         assert job is not None and "MODALC_WARM_TOKEN" not in repr(job)  # never in a spec
     run.close()
-    assert not _alive(pid) or time.sleep(0.5) or not _alive(pid)
+    assert not running(pid) or time.sleep(0.5) or not running(pid)
     if run.double is not None:
         assert not run.double.jobs and not run.double.variables
 
@@ -213,16 +207,16 @@ def test_scale_up_to_max_containers(local: Run) -> None:
 def test_idle_worker_exits_after_scaledown_window(local: Run) -> None:
     pid = local.call("brief")
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid)
+    assert not running(pid)
     assert local.call("brief") != pid  # a fresh worker
     assert local.pool("brief").started == 2
 
 
 def test_min_containers_start_with_the_pool_and_stay(local: Run) -> None:
     pid = local.call("kept")
-    assert local.pool("kept").started == 1 and _alive(pid)
+    assert local.pool("kept").started == 1 and running(pid)
 
 
 def test_buffer_containers_keep_an_idle_worker(local: Run) -> None:
@@ -238,7 +232,7 @@ def test_unreachable_worker_is_dropped_and_replaced(local: Run) -> None:
     pid = local.call("ident")[0]
     os.kill(pid, signal.SIGKILL)  # ident has no retries: the call must not count this as an attempt
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:  # gone (reaped), so its port refuses connections
+    while running(pid) and time.monotonic() < deadline:  # gone (reaped), so its port refuses connections
         time.sleep(0.01)
     assert local.call("ident")[0] != pid
     assert local.pool("ident").started == 2
@@ -254,7 +248,7 @@ def test_class_instance_entered_once_per_parameters(local: Run) -> None:
 def test_worker_killed_mid_call_is_retried_elsewhere(where: str, request: pytest.FixtureRequest,
                                                      tmp_path: Path) -> None:
     run: Run = request.getfixturevalue(where)
-    assert _alive(run.call("dies_once", str(tmp_path / "once")))
+    assert running(run.call("dies_once", str(tmp_path / "once")))
     assert run.pool("dies_once").started == 2
 
 
@@ -294,11 +288,11 @@ def test_requests_without_the_token_are_refused_before_unpickling(where: str, re
 def test_stop_leaves_no_worker_running(compiled: CompilerData) -> None:
     run = Run(LocalBackend(sink=LogSink(quiet=True)), compiled)
     pid = run.call("kept")
-    assert _alive(pid)
+    assert running(pid)
     run.close()
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid)
+    assert not running(pid)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

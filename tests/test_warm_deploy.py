@@ -5,7 +5,6 @@ leaves nothing. Real worker processes; the double is a double of Nomad's API, no
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from compiler.lower import BuildOptions
 from compiler.nomad_commands import app_list, app_stop, deploy_app
 from compiler.phases import CompilerData
 from compiler.refs import parse_import_ref
+from tests.helpers import running
 from tests.nomad_double.double import NomadDouble
 
 APP = '''
@@ -142,7 +142,7 @@ def test_deployed_pool_min_workers_from_name_scaledown_redeploy_stop(double: Nom
         stopped: list[str] = []
         assert app_stop(api, "wd", stopped.append) == 0
     assert not double.jobs and not double.variables
-    _until(lambda: not _alive(pid), timeout=10)
+    _until(lambda: not running(pid), timeout=10)
 
 
 def test_redeploy_of_a_changed_job_replaces_the_minimum_workers(double: NomadDouble, tmp_path: Path) -> None:
@@ -162,9 +162,3 @@ def test_redeploy_of_a_changed_job_replaces_the_minimum_workers(double: NomadDou
     assert not double.jobs and not double.variables
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
