@@ -34,13 +34,25 @@ def compile_for_run(folder: Path, module: str, source: str) -> CompilerData:
 
 
 def running(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie waiting for its reaper has stopped running)."""
+    """Whether ``pid`` still runs: any of its threads is not a zombie.
+
+    A killed multi-threaded process shows its leader as a zombie while its other
+    threads are still tearing down and holding its files (sockets included), so
+    every thread is looked at, not only the leader.
+    """
     try:
-        with open(f"/proc/{pid}/status") as fh:
-            state = next(line for line in fh if line.startswith("State:"))
-    except (FileNotFoundError, ProcessLookupError, StopIteration):
+        tids = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    return "Z" not in state.split()[1]
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                state = next(line for line in fh if line.startswith("State:"))
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+        if "Z" not in state.split()[1]:
+            return True
+    return False
 
 
 def stops_within(pid: int, seconds: float = 5.0) -> bool:

@@ -27,10 +27,28 @@ from compiler.backends.nomad_api import NomadSettings
 from compiler.client import Invoker
 from compiler.phases import CompilerData
 from compiler.warm_pool import WarmPool
-from tests.helpers import compile_for_run, running
+from tests.helpers import compile_for_run, running, stops_within
 from tests.nomad_double.double import NomadDouble
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def refuses(address: tuple[str, int], seconds: float = 5.0) -> bool:
+    """Whether connecting to ``address`` is refused within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection(*address, timeout=1)
+            conn.connect()
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            pass
+        else:
+            conn.close()
+        time.sleep(0.02)
+    return False
+
 
 APP = '''
 import os
@@ -230,10 +248,11 @@ def test_buffer_containers_keep_an_idle_worker(local: Run) -> None:
 
 def test_unreachable_worker_is_dropped_and_replaced(local: Run) -> None:
     pid = local.call("ident")[0]
+    address = local.pool("ident")._workers[0].address
+    assert address is not None
     os.kill(pid, signal.SIGKILL)  # ident has no retries: the call must not count this as an attempt
-    deadline = time.monotonic() + 5
-    while running(pid) and time.monotonic() < deadline:  # gone (reaped), so its port refuses connections
-        time.sleep(0.01)
+    assert stops_within(pid)
+    assert refuses(address)  # every thread gone, so nothing holds its port: a connection is refused
     assert local.call("ident")[0] != pid
     assert local.pool("ident").started == 2
 
