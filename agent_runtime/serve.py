@@ -15,7 +15,7 @@ user's module is imported once and a class's ``@modal.enter()`` methods run once
   gets 401 before a byte of its body is read, so no unauthenticated pickle is
   ever loaded. At most ``max_inputs`` calls run at once (``@modal.concurrent``).
 
-Each call attempt has the function's timeout: when one overruns, its stacks go
+Each input of a call has the function's timeout: when one overruns, its stacks go
 to stderr, the request gets a ``FunctionTimeoutError`` outcome and the worker
 exits (its thread cannot be stopped; other calls in flight see the connection
 close and the client retries them). Retries are the client's (one layer). The
@@ -49,6 +49,17 @@ PORT_LABEL = "rpc"
 _STATUS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large"}
 
 
+class _Request:
+    """A call in flight: the deadline of the input it runs, where to answer, the outcomes so far."""
+
+    __slots__ = ("deadline", "handler", "parts")
+
+    def __init__(self, deadline: float, handler: BaseHTTPRequestHandler):
+        self.deadline = deadline
+        self.handler = handler
+        self.parts: list[tuple[bool, bool, str, bytes]] = []
+
+
 class _State:
     """The imported function, the calls in flight, and when the last one ended."""
 
@@ -57,7 +68,7 @@ class _State:
         self.setup = setup
         self.slots = threading.BoundedSemaphore(max_inputs)
         self.lock = threading.Lock()
-        self.inflight: dict[int, tuple[float, BaseHTTPRequestHandler]] = {}
+        self.inflight: dict[int, _Request] = {}
         self.last = time.monotonic()
         self.stop = threading.Event()
 
@@ -65,7 +76,8 @@ class _State:
         with self.lock:
             return 0.0 if self.inflight else time.monotonic() - self.last
 
-    def run(self, call: Call) -> list[tuple[bool, bool, str, bytes]]:
+    def run(self, call: Call, request: _Request) -> list[tuple[bool, bool, str, bytes]]:
+        """Run ``call``'s inputs one after another, each with the function's timeout, into ``request.parts``."""
         setup = self.setup
         req = copy.copy(setup)  # shares the module, the instance and its enter state; its own call
         req.call = call
@@ -77,7 +89,14 @@ class _State:
             req._method = call.method
             req.fn = req._bound_method
             req.mode = "batched" if setup._class.methods[call.method].flags.get("batched") else ""
-        return [channel.unpack_outcome(bytearray(worker._run_one(req, self.opts, i, 1))) for i in range(len(call.inputs))]
+        for i in range(len(call.inputs)):
+            if i:
+                with self.lock:
+                    request.deadline = time.monotonic() + self.opts.timeout_s
+            part = channel.unpack_outcome(bytearray(worker._run_one(req, self.opts, i, 1)))
+            with self.lock:
+                request.parts.append(part)
+        return request.parts
 
 
 def _response(code: int, body: bytes, *, close: bool = False) -> bytes:
@@ -138,10 +157,11 @@ def _handler(state: _State, token: bytes) -> type[BaseHTTPRequestHandler]:
                 return
             key = id(self)
             with state.slots:
+                request = _Request(time.monotonic() + state.opts.timeout_s, self)
                 with state.lock:
-                    state.inflight[key] = (time.monotonic() + state.opts.timeout_s, self)
+                    state.inflight[key] = request
                 try:
-                    parts = state.run(call)
+                    parts = state.run(call, request)
                 except Exception as exc:
                     text = f"{outcomes.type_name(exc)}: {exc}"
                     parts = [(False, False, text, outcomes.failure(exc))] * max(1, len(call.inputs))
@@ -155,13 +175,17 @@ def _handler(state: _State, token: bytes) -> type[BaseHTTPRequestHandler]:
 
 
 def _watchdog(state: _State) -> None:
-    """Answer an overrun call with a timeout outcome, then end the worker (its thread cannot be stopped)."""
+    """Answer an overrun call, then end the worker (its thread cannot be stopped).
+
+    The answer holds the outcomes of the inputs that ran before and a timeout for the one that overran;
+    the inputs after it are left out (the client sends them again: they never started)."""
     while not state.stop.wait(0.05):
         now = time.monotonic()
         with state.lock:
-            late = [(k, h) for k, (deadline, h) in state.inflight.items() if deadline < now]
+            late = [(k, r) for k, r in state.inflight.items() if r.deadline < now]
             for k, _ in late:
                 state.inflight.pop(k)
+            answers = [(r.handler, [*r.parts]) for _, r in late]
         if not late:
             continue
         import faulthandler
@@ -169,9 +193,9 @@ def _watchdog(state: _State) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         text = f"{state.opts.module}.{state.opts.qualname} timed out after {state.opts.timeout_s:g} seconds"
         outcome = outcomes.runtime_failure("FunctionTimeoutError", text, timed_out=True)
-        for _, handler in late:
+        for handler, parts in answers:
             try:
-                handler.wfile.write(_response(200, _result([(False, True, text, outcome)]), close=True))
+                handler.wfile.write(_response(200, _result([*parts, (False, True, text, outcome)]), close=True))
             except OSError:
                 pass
         sys.stderr.flush()

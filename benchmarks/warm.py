@@ -1,6 +1,7 @@
 """Warm workers' figures: the median ``.remote()`` round trip to a warm worker, beside a fresh allocation per call.
 
-Runs on a developer machine: ``python benchmarks/warm.py [--calls 200] [--fresh-calls 20]``.
+Runs on a developer machine:
+``python benchmarks/warm.py [--calls 200] [--fresh-calls 20] [--map-inputs 1000]``.
 For the local backend, and for the Nomad backend against the Nomad test double
 (``tests/nomad_double``, served from a separate process so that its work is
 not counted as the client's), prints the median round trip of a no-op:
@@ -8,7 +9,9 @@ not counted as the client's), prints the median round trip of a no-op:
 - ``warm``: ``scaledown_window=60`` (a warm worker, ``compiler/warm_pool.py``),
   after one call that starts the worker (goal: under 10 ms);
 - ``fresh``: the same no-op without warm options: one dispatched allocation per call;
-- ``first``: the call that started the worker (dispatch, import, first answer).
+- ``first``: the call that started the worker (dispatch, import, first answer);
+- ``map``: the wall time per input of a ``.map`` of the no-op over the warm
+  workers (after the calls above) and over fresh allocations (one per chunk).
 """
 
 from __future__ import annotations
@@ -73,7 +76,14 @@ def _median_ms(fn: Callable[[], Any], n: int) -> float:
     return statistics.median(times) * 1000
 
 
-def measure(name: str, backend: Backend, data: CompilerData, calls: int, fresh_calls: int) -> None:
+def _map_ms(invoker: Invoker, tag: str, n: int) -> float:
+    start = time.perf_counter()
+    out = list(invoker.map(Target(app_name=None, tag=tag), ((i,) for i in range(n)), {}))
+    assert out == list(range(n))
+    return (time.perf_counter() - start) * 1000 / n
+
+
+def measure(name: str, backend: Backend, data: CompilerData, calls: int, fresh_calls: int, map_inputs: int) -> None:
     backend.start(data.compiled, run_id=f"bench-{os.urandom(3).hex()}")
     invoker = Invoker(backend, data.compiled, quiet=True)
     try:
@@ -87,6 +97,9 @@ def measure(name: str, backend: Backend, data: CompilerData, calls: int, fresh_c
         fresh = _median_ms(call("fresh"), fresh_calls)
         print(f"{name:6} warm {warm:7.2f} ms   fresh {fresh:7.1f} ms   first {first:7.1f} ms   "
               f"({calls} warm calls, {fresh_calls} fresh)")
+        warm_map, fresh_map = _map_ms(invoker, "warm", map_inputs), _map_ms(invoker, "fresh", map_inputs)
+        print(f"{name:6} map  warm {warm_map:6.3f} ms/input   fresh {fresh_map:6.3f} ms/input   "
+              f"({map_inputs} inputs)")
     finally:
         invoker.close()
         backend.stop()
@@ -96,13 +109,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--fresh-calls", type=int, default=20)
+    parser.add_argument("--map-inputs", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MODALC_HOME"] = os.path.join(tmp, "home")
         script = Path(tmp) / "bench_warm.py"
         script.write_text(APP)
         data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"), select_ref=False)
-        measure("local", LocalBackend(sink=LogSink(quiet=True)), data, args.calls, args.fresh_calls)
+        measure("local", LocalBackend(sink=LogSink(quiet=True)), data, args.calls, args.fresh_calls, args.map_inputs)
         double = subprocess.Popen([sys.executable, "-c", DOUBLE, os.path.join(tmp, "double"),
                                    os.environ.get("PATH", ""), str(ROOT)], cwd=ROOT, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
@@ -110,7 +124,7 @@ def main() -> None:
             assert double.stdout is not None
             address = double.stdout.readline().strip()
             backend = NomadBackend(NomadSettings.from_env({}, address=address), sink=LogSink(quiet=True))
-            measure("double", backend, data, args.calls, args.fresh_calls)
+            measure("double", backend, data, args.calls, args.fresh_calls, args.map_inputs)
         finally:
             assert double.stdin is not None
             double.stdin.close()

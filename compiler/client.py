@@ -2,7 +2,8 @@
 
 Runs on the client. Installed as the SDK's invoker while an app runs. Calls
 become versioned call envelopes; a ``.map`` is cut into chunks so that one
-allocation serves many inputs; concurrency per function is capped by
+allocation serves many inputs (a warm function's chunks go to its warm
+workers, ``compiler/warm_pool.py``); concurrency per function is capped by
 ``max_containers`` (default: the CPU count); results come back as outcome
 lists, and remote exceptions are re-raised here with the remote traceback
 attached as a note. A class runs as one job: the method and the parameters
@@ -37,6 +38,7 @@ from .warm_pool import WarmPool
 
 CHUNKS_PER_WORKER = 4
 MAX_CHUNK = 5000
+WARM_MAX_CHUNK = 16  # inputs per request to a warm worker: each request is ~0.5 ms, so keep the balance fine
 
 
 def remote_exception(o: Outcome) -> BaseException:
@@ -297,15 +299,26 @@ class Invoker:
     def _map(self, fn: FunctionJob, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]],
              order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
         progress = Progress(fn.tag, len(inputs), enabled=not self.quiet and sys.stderr.isatty())
-        chunks = self._chunks(fn, len(inputs), target.method)
-        payloads = self._payloads(fn, target, inputs, chunks)
-        pool = ThreadPoolExecutor(max_workers=self._limits[fn.tag], thread_name_prefix=f"modalc-map-{fn.tag}")
+        warm = self._warm_pool(fn, target)
+        jobs: list[tuple[range, Callable[[], list[Outcome]]]]
+        if warm is None:  # one dispatch per chunk
+            jobs = [(chunk, lambda p=payload, k=len(chunk): self._execute(fn, p, k, uuid.uuid4().hex[:12]))
+                    for chunk, payload in self._payloads(fn, target, inputs,
+                                                         self._chunks(fn, len(inputs), target.method))]
+            threads = self._limits[fn.tag]
+        else:  # over the warm workers' channel: small chunks, a few per slot, no payload limit
+            slots = warm.warm.max_containers * warm.warm.max_inputs
+            size = max(1, min(WARM_MAX_CHUNK, math.ceil(len(inputs) / (slots * CHUNKS_PER_WORKER))))
+            jobs = [(chunk, lambda c=chunk: warm.run(Call(inputs=inputs[c.start:c.stop], method=target.method,
+                                                          params=dict(target.params))))
+                    for chunk in (range(i, min(i + size, len(inputs))) for i in range(0, len(inputs), size))]
+            threads = min(slots, len(jobs))
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"modalc-map-{fn.tag}")
         try:
-            futures = {pool.submit(self._execute, fn, payload, len(chunk), uuid.uuid4().hex[:12]): chunk
-                       for chunk, payload in payloads}
+            futures = {pool.submit(job): chunk for chunk, job in jobs}
             pending: dict[int, list[Outcome]] = {}
             next_start = 0
-            starts = sorted(c.start for c, _ in payloads)
+            starts = sorted(c.start for c, _ in jobs)
             for future in as_completed(futures):
                 chunk = futures[future]
                 outcomes = future.result()

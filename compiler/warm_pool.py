@@ -19,7 +19,9 @@ exits idle. Failures: a worker that refuses connections is dropped and
 replaced (the call is sent elsewhere, not counted as an attempt); a worker that
 dies mid-call fails that attempt, and failed attempts are retried on any
 worker by the function's retry policy (Modal's delays). Calls through the
-channel have no payload limit.
+channel have no payload limit. A call may hold several inputs (a ``.map``
+chunk, ``compiler/client.py``): see ``WarmPool.run`` for how their timeouts
+and a worker's death are accounted.
 
 Deployed functions (``Function.from_name``, ``deployed=True``): the pool
 adopts the running workers the backend finds (``Backend.warm_workers``: the
@@ -126,34 +128,48 @@ class WarmPool:
 
     # -- calls ------------------------------------------------------------------
     def run(self, call: Call) -> list[Outcome]:
-        """The outcomes of ``call``'s inputs, each retried by the function's retry policy."""
+        """The outcomes of ``call``'s inputs, each retried by the function's retry policy.
+
+        A worker answers fewer outcomes than inputs when one of them timed out (it then exits): the inputs
+        after it never started and are sent again, not counted as an attempt. A worker that dies during a
+        request of several inputs leaves unknown which input killed it: each is then sent on its own."""
         n = len(call.inputs)
         results: list[Outcome | None] = [None] * n
+        attempts = [1] * n
         todo = list(range(n))
-        attempt = 1
         while todo:
             sub = Call(inputs=[call.inputs[i] for i in todo], method=call.method, params=call.params)
             worker = self._acquire()
+            isolate = False
             try:
                 outcomes, retryable = self._send(worker, protocol.encode("call", sub))
             except _Gone as gone:
                 self._drop(worker)
                 if not gone.sent:
                     continue  # never reached the worker: send it elsewhere, not an attempt
-                outcomes = [self._died(str(gone), attempt) for _ in todo]
-                retryable = [True] * len(todo)
+                isolate = len(todo) > 1
+                outcomes, retryable = [self._died(str(gone), attempts[todo[0]])], [True]
             finally:
                 self._release(worker)
-            again = []
-            for i, outcome, retry in zip(todo, outcomes, retryable, strict=True):
-                outcome.attempts = attempt
+            if isolate:  # a worker died during several inputs: find the culprit by sending each alone
+                for i in todo:
+                    (results[i],) = self.run(Call(inputs=[call.inputs[i]], method=call.method, params=call.params))
+                break
+            if not outcomes or len(outcomes) > len(todo):
+                raise ExecutionError(f"{self.fn.tag}: the warm worker answered {len(outcomes)} outcomes "
+                                     f"for {len(todo)} inputs")
+            again = todo[len(outcomes):]  # after a timed-out input: never started
+            delay = 0.0
+            for i, outcome, retry in zip(todo, outcomes, retryable):
+                outcome.attempts = attempts[i]
                 results[i] = outcome
-                if not outcome.ok and retry and attempt <= self.warm.retries:
+                if not outcome.ok and retry and attempts[i] <= self.warm.retries:
+                    delay = max(delay, min(self.warm.initial_delay_s * self.warm.backoff ** (attempts[i] - 1),
+                                           self.warm.max_delay_s))
+                    attempts[i] += 1
                     again.append(i)
-            if again:
-                time.sleep(min(self.warm.initial_delay_s * self.warm.backoff ** (attempt - 1), self.warm.max_delay_s))
-                attempt += 1
-            todo = again
+            time.sleep(delay)
+            todo = sorted(again)
         return [o for o in results if o is not None]
 
     def _died(self, why: str, attempt: int) -> Outcome:

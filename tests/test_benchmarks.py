@@ -17,7 +17,7 @@ CASES = [
     (["benchmarks/local.py", "--inputs", "200", "--calls", "2"], ".remote() round trip"),
     (["benchmarks/runtime_startup.py", "3"], "runtime start-up cost"),
     (["benchmarks/nomad_api.py", "--calls", "2", "--inputs", "100"], "HTTP requests per call"),
-    (["benchmarks/warm.py", "--calls", "5", "--fresh-calls", "1"], "warm"),
+    (["benchmarks/warm.py", "--calls", "5", "--fresh-calls", "1", "--map-inputs", "20"], "warm"),
 ]
 
 

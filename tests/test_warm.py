@@ -112,6 +112,27 @@ def buffered():
     return os.getpid()
 
 
+IMPORTED_AT = time.time()  # once per process: a warm worker imports the module once
+
+
+@app.function(max_containers=2, scaledown_window=30)
+def square(x):
+    return x * x, os.getpid(), IMPORTED_AT
+
+
+@app.function(max_containers=1, scaledown_window=30, timeout=1)
+def paced(x, stall=-1):
+    time.sleep(30 if x == stall else 0.55)
+    return x, os.getpid()
+
+
+@app.function(max_containers=1, scaledown_window=30, retries=0)
+def crashes_on(x, culprit):
+    if x == culprit:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
 @app.cls(scaledown_window=30)
 class Counter:
     start: int = modal.parameter(default=0)
@@ -155,6 +176,10 @@ class Run:
     def spawn(self, tag: str, *args: Any) -> str:
         return self.invoker.spawn(Target(app_name=None, tag=tag), args, {})
 
+    def map(self, tag: str, *iterables: Any, **kwargs: Any) -> list[Any]:
+        return list(self.invoker.map(Target(app_name=None, tag=tag), zip(*iterables), kwargs,
+                                     return_exceptions=True))
+
     def pool(self, tag: str) -> WarmPool:
         return next(p for (t, _), p in self.invoker._pools.items() if t == tag)
 
@@ -185,8 +210,6 @@ def nomad(tmp_path: Path, compiled: CompilerData) -> Iterator[Run]:
     finally:
         run.close()
         double.stop()
-
-
 
 
 @pytest.mark.parametrize("where", ["local", "nomad"])
@@ -255,6 +278,37 @@ def test_unreachable_worker_is_dropped_and_replaced(local: Run) -> None:
     assert refuses(address)  # every thread gone, so nothing holds its port: a connection is refused
     assert local.call("ident")[0] != pid
     assert local.pool("ident").started == 2
+
+
+@pytest.mark.parametrize("where", ["local", "nomad"])
+def test_map_is_served_by_the_warm_workers(where: str, request: pytest.FixtureRequest) -> None:
+    run: Run = request.getfixturevalue(where)
+    out = run.map("square", range(200))
+    assert [v for v, _, _ in out] == [x * x for x in range(200)]
+    workers = {(pid, imported) for _, pid, imported in out}
+    assert len(workers) == len({pid for pid, _ in workers}) <= 2  # each worker imported the module once
+    started = run.pool("square").started  # a second worker may start yet get no input before the end
+    assert len(workers) <= started <= 2
+    if run.double is not None:  # the workers' dispatches only: no dispatch per chunk
+        assert run.double.count_requests("POST", r".*/dispatch") == started
+
+
+def test_each_input_of_a_warm_map_has_its_own_timeout(local: Run) -> None:
+    out = local.map("paced", range(8))  # 2 inputs per request: 1.1 s per request, 0.55 s per input
+    assert [x for x, _ in out] == list(range(8)) and len({pid for _, pid in out}) == 1
+
+
+def test_a_timed_out_input_fails_alone_and_the_rest_of_its_request_is_sent_again(local: Run) -> None:
+    out = local.map("paced", range(8), [5] * 8)
+    assert type(out[5]).__name__ == "FunctionTimeoutError"
+    assert [o[0] for i, o in enumerate(out) if i != 5] == [0, 1, 2, 3, 4, 6, 7]
+    assert local.pool("paced").started == 2  # the worker exits after a timeout; a fresh one takes the rest
+
+
+def test_a_worker_killed_during_a_request_of_several_inputs_fails_only_the_culprit(local: Run) -> None:
+    out = local.map("crashes_on", range(12), [6] * 12)
+    assert isinstance(out[6], ExecutionError) and "warm worker ended" in str(out[6])
+    assert [o for i, o in enumerate(out) if i != 6] == [i for i in range(12) if i != 6]
 
 
 def test_class_instance_entered_once_per_parameters(local: Run) -> None:
