@@ -15,10 +15,13 @@ user's module is imported once and a class's ``@modal.enter()`` methods run once
   gets 401 before a byte of its body is read, so no unauthenticated pickle is
   ever loaded. At most ``max_inputs`` calls run at once (``@modal.concurrent``).
 
-Each input of a call has the function's timeout: when one overruns, its stacks go
-to stderr, the request gets a ``FunctionTimeoutError`` outcome and the worker
-exits (its thread cannot be stopped; other calls in flight see the connection
-close and the client retries them). Retries are the client's (one layer). The
+A call may hold several inputs (a ``.map`` chunk); they run one after another
+(a ``@modal.batched`` method's in batches), each input (batch) with the
+function's timeout. When one overruns, its stacks go to stderr, the request is
+answered with the outcomes so far and a ``FunctionTimeoutError`` for the
+overrun input (each input of the batch), without the inputs after it (they
+never started), and the worker exits (its thread cannot be stopped; other
+calls in flight see the connection close and the client retries them). Retries are the client's (one layer). The
 worker exits after ``scaledown_ms`` without a call (never when 0) or on SIGTERM,
 running the class's ``@modal.exit()`` methods, and writes an empty result.
 """
@@ -52,12 +55,13 @@ _STATUS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
 class _Request:
     """A call in flight: the deadline of the input it runs, where to answer, the outcomes so far."""
 
-    __slots__ = ("deadline", "handler", "parts")
+    __slots__ = ("deadline", "handler", "parts", "running")
 
     def __init__(self, deadline: float, handler: BaseHTTPRequestHandler):
         self.deadline = deadline
         self.handler = handler
         self.parts: list[tuple[bool, bool, str, bytes]] = []
+        self.running = 1  # inputs of the call running now (a @modal.batched batch: several)
 
 
 class _State:
@@ -88,14 +92,23 @@ class _State:
                 raise AttributeError(f"{self.opts.qualname} has no @modal.method() named {call.method!r}")
             req._method = call.method
             req.fn = req._bound_method
-            req.mode = "batched" if setup._class.methods[call.method].flags.get("batched") else ""
-        for i in range(len(call.inputs)):
-            if i:
-                with self.lock:
-                    request.deadline = time.monotonic() + self.opts.timeout_s
-            part = channel.unpack_outcome(bytearray(worker._run_one(req, self.opts, i, 1)))
+            batched = setup._class.methods[call.method].flags.get("batched")
+            req.mode = "batched" if batched else ""
+            req.group = max(1, int((batched or {}).get("max_batch_size") or 1))
+        # @modal.batched: the inputs in batches (each batch one call with the timeout); else one by one.
+        step = req.group if req.mode == "batched" else 1
+        for start in range(0, len(call.inputs), step):
+            indices = list(range(start, min(start + step, len(call.inputs))))
             with self.lock:
-                request.parts.append(part)
+                request.deadline = time.monotonic() + self.opts.timeout_s
+                request.running = len(indices)
+            if step > 1:
+                packed = worker._run_batch(req, indices, 1)
+            else:
+                packed = [worker._run_one(req, self.opts, start, 1)]
+            parts = [channel.unpack_outcome(bytearray(p)) for p in packed]
+            with self.lock:
+                request.parts.extend(parts)
         return request.parts
 
 
@@ -177,15 +190,16 @@ def _handler(state: _State, token: bytes) -> type[BaseHTTPRequestHandler]:
 def _watchdog(state: _State) -> None:
     """Answer an overrun call, then end the worker (its thread cannot be stopped).
 
-    The answer holds the outcomes of the inputs that ran before and a timeout for the one that overran;
-    the inputs after it are left out (the client sends them again: they never started)."""
+    The answer holds the outcomes of the inputs that ran before and a timeout for the one that overran
+    (each input of an overrun batch); the inputs after it are left out (the client sends them again:
+    they never started)."""
     while not state.stop.wait(0.05):
         now = time.monotonic()
         with state.lock:
             late = [(k, r) for k, r in state.inflight.items() if r.deadline < now]
             for k, _ in late:
                 state.inflight.pop(k)
-            answers = [(r.handler, [*r.parts]) for _, r in late]
+            answers = [(r.handler, [*r.parts], r.running) for _, r in late]
         if not late:
             continue
         import faulthandler
@@ -193,9 +207,10 @@ def _watchdog(state: _State) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         text = f"{state.opts.module}.{state.opts.qualname} timed out after {state.opts.timeout_s:g} seconds"
         outcome = outcomes.runtime_failure("FunctionTimeoutError", text, timed_out=True)
-        for handler, parts in answers:
+        for handler, parts, running in answers:
             try:
-                handler.wfile.write(_response(200, _result([*parts, (False, True, text, outcome)]), close=True))
+                handler.wfile.write(_response(200, _result([*parts, *[(False, True, text, outcome)] * running]),
+                                              close=True))
             except OSError:
                 pass
         sys.stderr.flush()

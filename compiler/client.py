@@ -309,6 +309,9 @@ class Invoker:
         else:  # over the warm workers' channel: small chunks, a few per slot, no payload limit
             slots = warm.warm.max_containers * warm.warm.max_inputs
             size = max(1, min(WARM_MAX_CHUNK, math.ceil(len(inputs) / (slots * CHUNKS_PER_WORKER))))
+            group = dict(fn.input_groups).get(target.method or "", 1)
+            if group > warm.warm.max_inputs:  # @modal.batched (a concurrent group is served as slots): full batches
+                size = max(size, min(group, MAX_CHUNK))
             jobs = [(chunk, lambda c=chunk: warm.run(Call(inputs=inputs[c.start:c.stop], method=target.method,
                                                           params=dict(target.params))))
                     for chunk in (range(i, min(i + size, len(inputs))) for i in range(0, len(inputs), size))]

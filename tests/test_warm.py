@@ -134,6 +134,22 @@ def crashes_on(x, culprit):
 
 
 @app.cls(scaledown_window=30)
+class Batcher:
+    @modal.batched(max_batch_size=4, wait_ms=10)
+    def double(self, xs):
+        return [(x * 2, len(xs)) for x in xs]
+
+
+@app.cls(scaledown_window=30, timeout=1)
+class StuckBatch:
+    @modal.batched(max_batch_size=4, wait_ms=10)
+    def echo(self, xs):
+        if 5 in xs:
+            time.sleep(30)
+        return xs
+
+
+@app.cls(scaledown_window=30)
 class Counter:
     start: int = modal.parameter(default=0)
 
@@ -176,8 +192,8 @@ class Run:
     def spawn(self, tag: str, *args: Any) -> str:
         return self.invoker.spawn(Target(app_name=None, tag=tag), args, {})
 
-    def map(self, tag: str, *iterables: Any, **kwargs: Any) -> list[Any]:
-        return list(self.invoker.map(Target(app_name=None, tag=tag), zip(*iterables), kwargs,
+    def map(self, tag: str, *iterables: Any, method: str | None = None) -> list[Any]:
+        return list(self.invoker.map(Target(app_name=None, tag=tag, method=method), zip(*iterables), {},
                                      return_exceptions=True))
 
     def pool(self, tag: str) -> WarmPool:
@@ -309,6 +325,17 @@ def test_a_worker_killed_during_a_request_of_several_inputs_fails_only_the_culpr
     out = local.map("crashes_on", range(12), [6] * 12)
     assert isinstance(out[6], ExecutionError) and "warm worker ended" in str(out[6])
     assert [o for i, o in enumerate(out) if i != 6] == [i for i in range(12) if i != 6]
+
+
+def test_a_warm_batched_method_gets_full_batches_from_a_map(local: Run) -> None:
+    out = local.map("Batcher", range(8), method="double")
+    assert out == [(x * 2, 4) for x in range(8)]
+
+
+def test_every_input_of_a_timed_out_batch_fails_with_the_timeout(local: Run) -> None:
+    out = local.map("StuckBatch", range(8), method="echo")
+    assert out[:4] == [0, 1, 2, 3]
+    assert [type(o).__name__ for o in out[4:]] == ["FunctionTimeoutError"] * 4
 
 
 def test_class_instance_entered_once_per_parameters(local: Run) -> None:
