@@ -8,11 +8,13 @@ injected. After every test no job of the run remains registered.
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +60,14 @@ APP = textwrap.dedent("""
     @app.function(gpu="H100")
     def gpu_fn() -> int:
         return 1
+
+    @app.function()
+    def chatty(s: float) -> str:
+        import sys
+        print("working", file=sys.stderr, flush=True)
+        time.sleep(s)
+        print("finished", file=sys.stderr, flush=True)
+        return "said"
 """)
 
 
@@ -70,7 +80,8 @@ class Run:
     def __init__(self, double: NomadDouble, data: CompilerData, **kw: object):
         self.double = double
         settings = NomadSettings.from_env({}, address=double.address, token=kw.pop("token", None))
-        self.backend = NomadBackend(settings, sink=LogSink(quiet=True), **kw)  # type: ignore[arg-type]
+        sink = kw.pop("sink", None) or LogSink(quiet=True)
+        self.backend = NomadBackend(settings, sink=sink, **kw)  # type: ignore[arg-type]
         self.backend.api.backoff = 0.01
         self.backend.start(data.compiled, run_id=f"nb-{os.urandom(3).hex()}")
         self.invoker = Invoker(self.backend, data.compiled, quiet=True)
@@ -98,7 +109,7 @@ def run(double: NomadDouble, compiled: CompilerData) -> Iterator[Run]:
 
 def test_remote_map_and_generator(run: Run) -> None:
     parents = {j for (_, j), job in run.double.jobs.items() if not job.get("ParentID")}
-    assert len(parents) == 5
+    assert len(parents) == 6
     for job_id in parents:
         meta = run.double.jobs[("default", job_id)]["Meta"]
         assert meta["modalc_ephemeral"] == "true" and meta["modalc_run"] == run.backend.run_id
@@ -112,6 +123,37 @@ def test_remote_map_and_generator(run: Run) -> None:
     assert list(run.invoker.call_generator(Target(app_name=None, tag="count"), (5,), {})) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="bad 3"):
         run.call("boom", 3)
+
+
+class Recorder(LogSink):
+    """Records when each line of allocation output arrived."""
+
+    def __init__(self) -> None:
+        super().__init__(quiet=True)
+        self.lines: list[tuple[float, str, str, bool]] = []  # (when, prefix, text, on stderr)
+
+    def line(self, prefix: str, text: str, stream: Any) -> None:
+        self.lines.append((time.monotonic(), prefix, text, stream is sys.stderr))
+
+
+def test_stderr_of_a_long_call_is_streamed_live_and_of_a_short_one_read_once(double: NomadDouble,
+                                                                            compiled: CompilerData) -> None:
+    sink = Recorder()
+    r = Run(double, compiled, sink=sink)
+    try:
+        before = double.count_requests("GET", r"/client/fs/logs/")
+        assert r.call("chatty", 0) == "said"
+        assert double.count_requests("GET", r"/client/fs/logs/") - before == 2  # stdout followed, stderr read
+        assert [(p, t, e) for _, p, t, e in sink.lines] == [("chatty", "working\n", True),
+                                                            ("chatty", "finished\n", True)]
+        sink.lines.clear()
+        assert r.call("chatty", 3) == "said"
+        ended = time.monotonic()
+        assert [(p, t, e) for _, p, t, e in sink.lines] == [("chatty", "working\n", True),
+                                                            ("chatty", "finished\n", True)]
+        assert ended - sink.lines[0][0] > 1.0  # "working" was printed while the call still ran
+    finally:
+        r.close()
 
 
 def test_dispatch_5xx_and_lost_answers_are_retried_never_duplicated(run: Run) -> None:

@@ -15,8 +15,9 @@ HTTP requests per call (the happy path, five):
 3. ``GET /v1/client/fs/logs/<alloc>?follow=true&plain=true&type=stdout`` - one
    streaming request that prints stdout live, ``[function]``-prefixed, and ends
    when the task is dead (it doubles as the wait: no polling);
-4. ``GET /v1/client/fs/logs/<alloc>?type=stderr`` once, after the task ended
-   (stderr is therefore printed when the allocation finishes, not live);
+4. ``GET /v1/client/fs/logs/<alloc>?type=stderr`` once, after the task ended;
+   a task still running after ``STDERR_LIVE_AFTER_S`` gets its stderr followed
+   live instead (one more streaming request, only for calls that long);
 5. ``GET /v1/client/fs/cat/<alloc>?path=alloc/data/result.pkl`` (raw bytes).
 
 Only when the result is missing is the allocation read (a blocking query until
@@ -56,6 +57,7 @@ from .local import LogSink
 from .nomad_api import NomadAPI, NomadError, NomadNotFound, NomadSettings
 
 DEFAULT_PLACEMENT_TIMEOUT = 300.0
+STDERR_LIVE_AFTER_S = 1.0  # a call running longer gets its stderr followed live (one more request)
 CALL_PREFIX = "fc-"
 _T = TypeVar("_T")
 
@@ -399,32 +401,62 @@ class NomadBackend(Backend):
             index = int(full.get("ModifyIndex") or 0)
 
     def _print_logs(self, call: _Call, alloc_id: str) -> bool:
-        """Stream stdout until the task ends, then print stderr. True if the allocation was garbage-collected."""
-        out = _Lines(call.tag, self.sink, sys.stdout)
-        offset, attempts = 0, 0
-        while True:
+        """Stream stdout until the task ends, and stderr: read once at the end of a short task, followed
+        live once the task has run ``STDERR_LIVE_AFTER_S``. True if the allocation was garbage-collected."""
+        err = _Lines(call.tag, self.sink, sys.stderr)
+        lock = threading.Lock()
+        state = {"ended": False, "live": False, "gone": False}
+
+        def live() -> None:
+            with lock:
+                if state["ended"]:
+                    return
+                state["live"] = True
             try:
-                for chunk in self.api.follow_logs(alloc_id, TASK_NAME, "stdout", offset=offset):
-                    offset += len(chunk)
-                    out.feed(chunk)
-                break
-            except NomadNotFound:
-                out.close()
-                return True
-            except NomadError:
-                attempts += 1
-                if attempts > self.api.retries:
-                    raise
-                time.sleep(self.api.backoff * attempts)
-        out.close()
+                state["gone"] = self._follow(alloc_id, "stderr", err)
+            except ModalcError as exc:  # the result is read all the same; only the log is cut short
+                self.sink.note(f"{call.tag}: stopped following stderr: {exc}")
+
+        timer = threading.Timer(STDERR_LIVE_AFTER_S, live)
+        timer.daemon = True
+        timer.start()
         try:
-            err = self.api.logs(alloc_id, TASK_NAME, "stderr")
+            gone = self._follow(alloc_id, "stdout", _Lines(call.tag, self.sink, sys.stdout))
+        finally:
+            with lock:
+                state["ended"] = True
+            timer.cancel()
+        if state["live"]:
+            timer.join()  # the stderr stream ends with the task too
+            return gone or state["gone"]
+        if gone:
+            return True
+        try:
+            err.feed(self.api.logs(alloc_id, TASK_NAME, "stderr"))
         except NomadNotFound:
             return True
-        lines = _Lines(call.tag, self.sink, sys.stderr)
-        lines.feed(err)
-        lines.close()
+        err.close()
         return False
+
+    def _follow(self, alloc_id: str, type_: str, lines: _Lines) -> bool:
+        """Print one log stream until the task ends (resuming after a broken stream); True if gone."""
+        offset, attempts = 0, 0
+        try:
+            while True:
+                try:
+                    for chunk in self.api.follow_logs(alloc_id, TASK_NAME, type_, offset=offset):
+                        offset += len(chunk)
+                        lines.feed(chunk)
+                    return False
+                except NomadNotFound:
+                    return True
+                except NomadError:
+                    attempts += 1
+                    if attempts > self.api.retries:
+                        raise
+                    time.sleep(self.api.backoff * attempts)
+        finally:
+            lines.close()
 
     def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
         call = self._call(dispatch)

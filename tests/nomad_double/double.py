@@ -1201,15 +1201,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(raw)
 
     def _stream(self, status: int, chunks: Any, extra: dict[str, str]) -> None:
+        """A streamed body as Go's net/http sends one (a flushed handler, no Content-Length): chunked."""
         self._headers(status, extra)
+        self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
         try:
             for chunk in chunks:
                 if chunk:
-                    self.wfile.write(chunk)
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
 
