@@ -215,22 +215,36 @@ def write_atomic(path: str, data: bytes) -> None:
 _FRAME_HEAD = struct.Struct(">Q")
 
 
+FRAME_HEAD_SIZE = _FRAME_HEAD.size
+END_OF_FRAMES = _FRAME_HEAD.pack(0)  # no pickle is empty: a warm worker's stream ends its frames with this
+
+
+def frame(value: Any) -> bytes:
+    """``value`` as one frame: its pickle's length (8 bytes, big-endian), then the pickle."""
+    payload = dumps_value(value)
+    return _FRAME_HEAD.pack(len(payload)) + payload
+
+
+def frame_size(head: bytes) -> int:
+    """The pickle's length a frame's first ``FRAME_HEAD_SIZE`` bytes give."""
+    return int(_FRAME_HEAD.unpack(head)[0])
+
+
 def append_frame(path: str, value: Any) -> int:
     """Append ``value`` as one frame to the stream file; return the bytes written.
 
     The frame goes out in one ``O_APPEND`` write loop and is on disk (page
     cache) when this returns, so a reader polling the file sees it at once.
     """
-    payload = dumps_value(value)
-    frame = _FRAME_HEAD.pack(len(payload)) + payload
+    frame_ = frame(value)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        view = memoryview(frame)
+        view = memoryview(frame_)
         while view:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
-    return len(frame)
+    return len(frame_)
 
 
 def frame_boundary(data: bytes, offset: int = 0) -> int:

@@ -14,6 +14,9 @@ user's module is imported once and a class's ``@modal.enter()`` methods run once
   ``MODALC_WARM_TOKEN`` (rendered from a Nomad Variable); a request without it
   gets 401 before a byte of its body is read, so no unauthenticated pickle is
   ever loaded. At most ``max_inputs`` calls run at once (``@modal.concurrent``).
+  A call envelope whose header has ``stream: true`` (a generator's one input)
+  is answered chunked, as its values come: one frame per value
+  (``protocol.frame``), then ``END_OF_FRAMES`` and the result envelope.
 
 A call may hold several inputs (a ``.map`` chunk); they run one after another
 (a ``@modal.batched`` method's in batches), each input (batch) with the
@@ -39,7 +42,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import channel, exitcodes, outcomes, worker
-from .protocol import RESULT_FILE, Call, encode, read_header, write_atomic
+from .protocol import END_OF_FRAMES, RESULT_FILE, Call, encode, frame, read_header, write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,13 +58,40 @@ _STATUS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
 class _Request:
     """A call in flight: the deadline of the input it runs, where to answer, the outcomes so far."""
 
-    __slots__ = ("deadline", "handler", "parts", "running")
+    __slots__ = ("_answered", "_wlock", "deadline", "handler", "parts", "running", "streaming")
 
-    def __init__(self, deadline: float, handler: BaseHTTPRequestHandler):
+    def __init__(self, deadline: float, handler: BaseHTTPRequestHandler, *, streaming: bool = False):
         self.deadline = deadline
         self.handler = handler
         self.parts: list[tuple[bool, bool, str, bytes]] = []
         self.running = 1  # inputs of the call running now (a @modal.batched batch: several)
+        self.streaming = streaming  # a generator's call: its values go out as they come (chunked)
+        self._wlock = threading.Lock()
+        self._answered = False
+        if streaming:
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                                b"Transfer-Encoding: chunked\r\n\r\n")
+
+    def emit(self, value: Any) -> None:
+        """One value the generator yielded, as one frame in its own chunk."""
+        data = frame(value)  # a value that cannot be pickled fails here, the stream intact
+        with self._wlock:
+            if self._answered:
+                raise BrokenPipeError("the call was already answered (timed out)")
+            self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def answer(self, result: bytes, *, close: bool = False) -> None:
+        """The result envelope, once: the whole response, or the end of a stream (``END_OF_FRAMES``, the
+        envelope, the last chunk)."""
+        with self._wlock:
+            if self._answered:
+                return
+            self._answered = True
+            if self.streaming:
+                data = END_OF_FRAMES + result
+                self.handler.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+            else:
+                self.handler.wfile.write(_response(200, result, close=close))
 
 
 class _State:
@@ -105,7 +135,8 @@ class _State:
             if step > 1:
                 packed = worker._run_batch(req, indices, 1)
             else:
-                packed = [worker._run_one(req, self.opts, start, 1)]
+                emit = request.emit if request.streaming else None
+                packed = [worker._run_one(req, self.opts, start, 1, emit=emit)]
             parts = [channel.unpack_outcome(bytearray(p)) for p in packed]
             with self.lock:
                 request.parts.extend(parts)
@@ -170,7 +201,8 @@ def _handler(state: _State, token: bytes) -> type[BaseHTTPRequestHandler]:
                 return
             key = id(self)
             with state.slots:
-                request = _Request(time.monotonic() + state.opts.timeout_s, self)
+                request = _Request(time.monotonic() + state.opts.timeout_s, self,
+                                   streaming=header.get("stream") is True and len(call.inputs) == 1)
                 with state.lock:
                     state.inflight[key] = request
                 try:
@@ -182,7 +214,7 @@ def _handler(state: _State, token: bytes) -> type[BaseHTTPRequestHandler]:
                     mine = state.inflight.pop(key, None) is not None
                     state.last = time.monotonic()
             if mine:  # else the watchdog has answered (a timeout) and the worker is exiting
-                self._send(_response(200, _result(parts)))
+                request.answer(_result(parts))
 
     return Handler
 
@@ -199,7 +231,7 @@ def _watchdog(state: _State) -> None:
             late = [(k, r) for k, r in state.inflight.items() if r.deadline < now]
             for k, _ in late:
                 state.inflight.pop(k)
-            answers = [(r.handler, [*r.parts], r.running) for _, r in late]
+            answers = [(r, [*r.parts], r.running) for _, r in late]
         if not late:
             continue
         import faulthandler
@@ -207,10 +239,9 @@ def _watchdog(state: _State) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         text = f"{state.opts.module}.{state.opts.qualname} timed out after {state.opts.timeout_s:g} seconds"
         outcome = outcomes.runtime_failure("FunctionTimeoutError", text, timed_out=True)
-        for handler, parts, running in answers:
+        for request, parts, running in answers:
             try:
-                handler.wfile.write(_response(200, _result([*parts, *[(False, True, text, outcome)] * running]),
-                                              close=True))
+                request.answer(_result([*parts, *[(False, True, text, outcome)] * running]), close=True)
             except OSError:
                 pass
         sys.stderr.flush()

@@ -25,7 +25,7 @@ import sys
 from types import AsyncGeneratorType, CoroutineType, FunctionType, GeneratorType
 
 from . import channel, outcomes
-from .protocol import Call, append_frame
+from .protocol import STREAM_FILE, Call, append_frame
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -126,14 +126,20 @@ def _summary(exc: BaseException) -> str:
     return f"{outcomes.type_name(exc)}: {lines[0] if lines else ''}"[:300]
 
 
-def _run_one(setup: _Setup, opts: Options, index: int, attempt: int) -> bytes:
-    """Run one input; return the DONE payload (``channel.pack_outcome``). Retrying a generator that already
-    yielded would repeat its values, so that is not retryable."""
+def _run_one(setup: _Setup, opts: Options, index: int, attempt: int,
+             emit: Callable[[Any], object] | None = None) -> bytes:
+    """Run one input; return the DONE payload (``channel.pack_outcome``). A generator's values go to
+    ``emit`` (default: appended to the stream file). Retrying a generator that already yielded would
+    repeat its values, so that is not retryable."""
     if setup.mode == "batched":
         return _run_batch(setup, [index], attempt)[0]
     args, kwargs = setup.call.inputs[index]
     os.environ["MODALC_INPUT_ID"] = f"in-{index}"
-    stream = os.path.join(opts.result_dir, "stream.pkl")
+    if emit is None:
+        stream = os.path.join(opts.result_dir, STREAM_FILE)
+
+        def emit(item: Any) -> object:
+            return append_frame(stream, item)
     yielded = 0
     try:
         result = setup.fn(*args, **kwargs)
@@ -143,7 +149,7 @@ def _run_one(setup: _Setup, opts: Options, index: int, attempt: int) -> bytes:
             result = asyncio.run(result)
         if isinstance(result, GeneratorType):
             for item in result:
-                _append(stream, item)
+                _emit(emit, item)
                 yielded += 1
             result = yielded
         elif isinstance(result, AsyncGeneratorType):
@@ -152,7 +158,7 @@ def _run_one(setup: _Setup, opts: Options, index: int, attempt: int) -> bytes:
             async def drain(agen: Any) -> int:
                 count = 0
                 async for item in agen:
-                    _append(stream, item)
+                    _emit(emit, item)
                     count += 1
                 return count
 
@@ -242,9 +248,11 @@ class _UnpicklableYield(Exception):
         self.error = error
 
 
-def _append(stream: str, item: Any) -> None:
+def _emit(emit: Callable[[Any], object], item: Any) -> None:
     try:
-        append_frame(stream, item)
+        emit(item)
+    except OSError:  # where the values go is gone (a warm worker's client hung up): not the value's fault
+        raise
     except Exception as exc:
         from .sdk.exception import ExecutionError
 

@@ -368,6 +368,12 @@ class Invoker:
     def call_generator(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
         fn = self._function(target)
         call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
+        warm = self._warm_pool(fn, target)
+        if warm is not None:  # streamed by a warm worker over its channel
+            outcome = yield from warm.stream(call)
+            if not outcome.ok:
+                raise remote_exception(outcome)
+            return
         payload = self._encode(fn, call, stream=True)
         call_id = uuid.uuid4().hex[:12]
         with self._slots[fn.tag]:
@@ -398,6 +404,15 @@ class Invoker:
         if fn.job is None or not any(g.services for g in fn.job.groups):
             raise ExecutionError(f"{target.tag} has no web endpoint on the {self.backend.name} backend")
         return self.backend.web_url(fn)
+
+    def deployed_web_url(self, app_name: str, tag: str) -> str | None:
+        """``Function.from_name(app, tag).get_web_url()``: this run's own endpoint, or a deployed app's."""
+        if app_name == self.compiled.app_name and tag in self.functions:
+            fn = self.functions[tag]
+            if fn.job is None or not any(g.services for g in fn.job.groups):
+                return None
+            return self.backend.web_url(fn)
+        return self.backend.deployed_web_url(app_name, tag)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -35,10 +35,12 @@ after ``scaledown_window`` idle like any other.
 from __future__ import annotations
 
 import http.client
+import pickle
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Generator
 from typing import Any
 
 from agent_runtime import protocol
@@ -80,6 +82,18 @@ def _connect(address: tuple[str, int]) -> http.client.HTTPConnection:
     assert conn.sock is not None
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return conn
+
+
+def _broke(exc: BaseException) -> _Gone:
+    """The worker's connection broke off after the call was sent."""
+    return _Gone(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, sent=True)
+
+
+def _read_exactly(resp: http.client.HTTPResponse, n: int) -> bytes:
+    data = resp.read(n)
+    if len(data) != n:
+        raise http.client.IncompleteRead(data, n - len(data))
+    return data
 
 
 def _close(worker: _Worker) -> None:
@@ -177,7 +191,9 @@ class WarmPool:
         error = ExecutionError(text)
         return Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=text, attempts=attempt)
 
-    def _send(self, worker: _Worker, payload: bytes) -> tuple[list[Outcome], list[bool]]:
+    def _open(self, worker: _Worker, payload: bytes
+              ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send ``payload`` to ``worker``; the connection and the response, its head read, its body not."""
         assert worker.address is not None
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/octet-stream"}
         reused = bool(worker.conns)
@@ -196,28 +212,85 @@ class WarmPool:
             try:
                 conn.request("POST", "/call", body=payload, headers=headers)
                 resp = conn.getresponse()
-                data = resp.read()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 if reused:  # a kept-alive connection the worker had closed: try a fresh one
                     reused = False
                     continue
-                raise _Gone(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, sent=True) from None
-            break
-        if resp.status != 200:
+                raise _broke(exc) from None
+            if resp.status != 200:
+                data = resp.read()
+                conn.close()
+                raise ExecutionError(f"{self.fn.tag}: the warm worker answered {resp.status}: "
+                                     f"{data[:200].decode('utf-8', 'replace').strip()}")
+            return conn, resp
+
+    def _send(self, worker: _Worker, payload: bytes) -> tuple[list[Outcome], list[bool]]:
+        conn, resp = self._open(worker, payload)
+        try:
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise ExecutionError(f"{self.fn.tag}: the warm worker answered {resp.status}: "
-                                 f"{data[:200].decode('utf-8', 'replace').strip()}")
+            raise _broke(exc) from None
+        self._keep(worker, conn, resp)
+        return self._decode(data)
+
+    def _keep(self, worker: _Worker, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
         if resp.will_close:
             conn.close()
         else:
             worker.conns.append(conn)
+
+    def _decode(self, data: bytes) -> tuple[list[Outcome], list[bool]]:
         try:
             header, outcomes = protocol.decode(data)
         except ProtocolError as exc:
             raise ExecutionError(f"{self.fn.tag}: unreadable answer from the warm worker: {exc}") from None
         flags = str(header.get("retryable") or "")
         return list(outcomes), [flags[i:i + 1] == "1" for i in range(len(outcomes))]
+
+    def stream(self, call: Call) -> Generator[Any, None, Outcome]:
+        """A generator call's values as the worker yields them; its generator returns the call's outcome.
+
+        An attempt that fails before the first value is retried by the function's retry policy; once
+        values have been yielded it is not (they would repeat)."""
+        payload = protocol.encode("call", call, stream=True)
+        attempt = 1
+        while True:
+            worker = self._acquire()
+            yielded = 0
+            outcome: Outcome | None = None
+            try:
+                conn, resp = self._open(worker, payload)
+                try:
+                    while True:
+                        size = protocol.frame_size(_read_exactly(resp, protocol.FRAME_HEAD_SIZE))
+                        if not size:
+                            break
+                        value = pickle.loads(_read_exactly(resp, size))
+                        yielded += 1
+                        yield value
+                    outcomes, retryable = self._decode(resp.read())
+                    self._keep(worker, conn, resp)
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    raise _broke(exc) from None
+                except BaseException:  # the caller stopped early (GeneratorExit): the answer is unread
+                    conn.close()
+                    raise
+                outcome, retry = outcomes[0], retryable[0]
+            except _Gone as gone:
+                self._drop(worker)
+                if not gone.sent:
+                    continue  # never reached the worker: send it elsewhere, not an attempt
+                outcome, retry = self._died(str(gone), attempt), yielded == 0
+            finally:
+                self._release(worker)
+            outcome.attempts = attempt
+            if outcome.ok or not retry or attempt > self.warm.retries:
+                return outcome
+            time.sleep(min(self.warm.initial_delay_s * self.warm.backoff ** (attempt - 1), self.warm.max_delay_s))
+            attempt += 1
 
     # -- slots ------------------------------------------------------------------
     def _acquire(self) -> _Worker:

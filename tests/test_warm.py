@@ -133,6 +133,27 @@ def crashes_on(x, culprit):
     return x
 
 
+@app.function(scaledown_window=30, retries=1)
+def ticks(n, pause=0.0, fail_at=-1):
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError(f"tick {i} failed")
+        yield i, os.getpid(), time.time()
+        time.sleep(pause)
+
+
+@app.cls(scaledown_window=30)
+class Streamer:
+    @modal.enter()
+    def load(self):
+        self.loaded_by = os.getpid()
+
+    @modal.method()
+    def words(self, text):
+        for word in text.split():
+            yield word, self.loaded_by
+
+
 @app.cls(scaledown_window=30)
 class Batcher:
     @modal.batched(max_batch_size=4, wait_ms=10)
@@ -195,6 +216,9 @@ class Run:
     def map(self, tag: str, *iterables: Any, method: str | None = None) -> list[Any]:
         return list(self.invoker.map(Target(app_name=None, tag=tag, method=method), zip(*iterables), {},
                                      return_exceptions=True))
+
+    def gen(self, tag: str, *args: Any, method: str | None = None) -> Iterator[Any]:
+        return self.invoker.call_generator(Target(app_name=None, tag=tag, method=method), args, {})
 
     def pool(self, tag: str) -> WarmPool:
         return next(p for (t, _), p in self.invoker._pools.items() if t == tag)
@@ -325,6 +349,39 @@ def test_a_worker_killed_during_a_request_of_several_inputs_fails_only_the_culpr
     out = local.map("crashes_on", range(12), [6] * 12)
     assert isinstance(out[6], ExecutionError) and "warm worker ended" in str(out[6])
     assert [o for i, o in enumerate(out) if i != 6] == [i for i in range(12) if i != 6]
+
+
+@pytest.mark.parametrize("where", ["local", "nomad"])
+def test_a_warm_generator_streams_its_values_as_they_come(where: str, request: pytest.FixtureRequest) -> None:
+    run: Run = request.getfixturevalue(where)
+    first = list(run.gen("ticks", 3))
+    assert [i for i, _, _ in first] == [0, 1, 2]
+    got = []
+    for i, pid, sent in run.gen("ticks", 3, 0.4):
+        got.append((i, time.time() - sent))
+    assert [i for i, _ in got] == [0, 1, 2] and got[0][1] < 0.6  # on arrival: buffered, it would lag 0.8 s
+    assert run.pool("ticks").started == 1 and {pid for _, pid, _ in first} == {pid}
+    if run.double is not None:
+        assert run.double.count_requests("POST", r".*/dispatch") == 1  # the worker's only
+    words = list(run.gen("Streamer", "a warm stream", method="words"))
+    assert [w for w, _ in words] == ["a", "warm", "stream"]
+    assert list(run.gen("Streamer", "again", method="words"))[0][1] == words[0][1]  # entered once
+
+
+def test_a_warm_generator_that_fails_after_yielding_is_not_retried(local: Run) -> None:
+    seen = []
+    with pytest.raises(ValueError, match="tick 2 failed"):
+        for i, _, _ in local.gen("ticks", 5, 0.0, 2):
+            seen.append(i)
+    assert seen == [0, 1]  # retries=1, but a retry would repeat 0 and 1
+    assert [i for i, _, _ in local.gen("ticks", 2)] == [0, 1]  # the worker still serves
+
+
+def test_a_warm_generator_left_early_leaves_the_pool_usable(local: Run) -> None:
+    stream = local.gen("ticks", 50, 0.01)
+    assert next(stream)[0] == 0
+    stream.close()
+    assert [i for i, _, _ in local.gen("ticks", 3)] == [0, 1, 2]
 
 
 def test_a_warm_batched_method_gets_full_batches_from_a_map(local: Run) -> None:

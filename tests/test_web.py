@@ -257,6 +257,7 @@ def main():
     url = hello.get_web_url()
     print("url:", url)
     print("body:", urllib.request.urlopen(url + "/?name=nomad", timeout=10).read().decode())
+    print("by name:", modal.Function.from_name("weburl", "hello").get_web_url() == url)
 """
 
 
@@ -269,6 +270,7 @@ def test_get_web_url_in_modalc_run_locally(tmp_path: Path) -> None:
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "url: http://127.0.0.1:" in result.stdout and 'body: {"hello":"nomad"}' in result.stdout
+    assert "by name: True" in result.stdout
 
 
 # -- modalc serve ----------------------------------------------------------------------------------------
@@ -376,9 +378,25 @@ def echo(item: dict):
 def files():
     import subprocess, sys
     subprocess.Popen([sys.executable, "-m", "http.server", "8766", "--bind", "127.0.0.1"])
+
+
+@app.function()
+def plain():
+    return 1
 """
 
+LOOKUP = """
+import modal
 
+app = modal.App("weblookup")
+
+
+@app.local_entrypoint()
+def main():
+    for name in ("echo", "plain"):
+        print(f"{name}-url:", modal.Function.from_name("webdeploy", name).get_web_url())
+    modal.Function.from_name("webdeploy", "nope").get_web_url()
+"""
 
 
 def test_deploy_prints_registered_urls_that_serve(double: NomadDouble, tmp_path: Path) -> None:
@@ -401,6 +419,13 @@ def test_deploy_prints_registered_urls_that_serve(double: NomadDouble, tmp_path:
         assert request_when_up(f"http://{reg['Address']}:{reg['Port']}/", {"n": 1}) == (200, b'{"echo":{"n":1}}')
     status, body = request_when_up(urls["files"] + "/")
     assert status == 200 and b"Directory listing" in body
+    lookup = tmp_path / "weblookup.py"
+    lookup.write_text(LOOKUP)
+    looked = modalc_on(double, tmp_path, "run", str(lookup))  # Function.from_name(...).get_web_url()
+    printed = dict(line.split(": ", 1) for line in looked.stdout.splitlines() if "-url: " in line)
+    assert printed["echo-url"] in {f"http://{r['Address']}:{r['Port']}" for r in regs}, looked.stdout
+    assert printed["plain-url"] == "None"
+    assert looked.returncode == 2 and "no deployed function 'nope' of app 'webdeploy'" in looked.stderr
     stopped = modalc_on(double, tmp_path, "app", "stop", "webdeploy")
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(request(f"{double.address}/v1/service/webdeploy-echo")[1]) == []
@@ -412,4 +437,5 @@ def test_get_web_url_in_modalc_run_on_nomad(double: NomadDouble, tmp_path: Path)
     result = modalc_on(double, tmp_path, "run", str(script))
     assert result.returncode == 0, result.stderr
     assert "url: http://127.0.0.1:" in result.stdout and 'body: {"hello":"nomad"}' in result.stdout
+    assert "by name: True" in result.stdout
     assert not double.jobs

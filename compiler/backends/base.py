@@ -74,6 +74,11 @@ class Backend(abc.ABC):
         """Where ``fn``'s web endpoint serves in this run."""
         raise ExecutionError(f"{fn.tag} has no web endpoint on the {self.name} backend")
 
+    def deployed_web_url(self, app_name: str, tag: str) -> str | None:
+        """Where the deployed web function ``tag`` of app ``app_name`` serves (None: not a web function)."""
+        raise ExecutionError(f"the web address of {app_name}.{tag} of another app needs a deployed app on "
+                             f"Nomad; the {self.name} backend only runs the current app")
+
     def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
         """Bytes of the runtime's stream file from ``offset``, and whether the allocation ended."""
         raise ExecutionError(f"the {self.name} backend does not stream generator output")

@@ -82,10 +82,16 @@ def wait_ready(fn: FunctionJob, host: str, port: int, *, alive: Callable[[], boo
 
 
 def registered_url(api: NomadAPI, fn: FunctionJob, job_id: str, *, timeout_s: float) -> str:
-    """``http://Address:Port`` of an allocation of ``job_id`` whose checks pass, from Nomad's service
-    registrations (blocking queries on ``GET /v1/service/<name>``, then ``GET
-    /v1/client/allocation/<id>/checks``), waiting at most ``timeout_s``."""
-    name = service_of(fn).name
+    """``http://Address:Port`` of an allocation of ``job_id`` (running ``fn``) whose checks pass."""
+    service = service_of(fn)
+    return service_url(api, service.name, job_id, label=fn.tag, expect_checks=bool(service.checks),
+                       timeout_s=timeout_s)
+
+
+def service_url(api: NomadAPI, name: str, job_id: str, *, label: str, expect_checks: bool, timeout_s: float) -> str:
+    """``http://Address:Port`` of an allocation of ``job_id`` registered as service ``name`` whose checks
+    pass, from Nomad's service registrations (blocking queries on ``GET /v1/service/<name>``, then
+    ``GET /v1/client/allocation/<id>/checks``), waiting at most ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     index: int | None = None
     while True:
@@ -93,11 +99,11 @@ def registered_url(api: NomadAPI, fn: FunctionJob, job_id: str, *, timeout_s: fl
         regs, new_index = api.service(name, index=index, wait=wait)
         mine = sorted((r for r in regs if r.get("JobID") == job_id), key=lambda r: r.get("CreateIndex", 0))
         for reg in mine:
-            if _healthy(api, reg["AllocID"], expect=bool(service_of(fn).checks)):
+            if _healthy(api, reg["AllocID"], expect=expect_checks):
                 return f"http://{reg['Address']}:{reg['Port']}"
         if time.monotonic() >= deadline:
             what = "passed its checks" if mine else f"registered service {name!r}"
-            raise UserError(f"{fn.tag}: no allocation of {job_id} {what} within {timeout_s:g} s",
+            raise UserError(f"{label}: no allocation of {job_id} {what} within {timeout_s:g} s",
                             hint=f"nomad job status {job_id} (and its allocations' logs) show why")
         if mine or new_index <= (index or 0):
             index = None

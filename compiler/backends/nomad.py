@@ -273,6 +273,29 @@ class NomadBackend(Backend):
         job_id = self.parents.get(fn.tag) or fn.job.id
         return registered_url(self.api, fn, job_id, timeout_s=self.placement_timeout)
 
+    def deployed_web_url(self, app_name: str, tag: str) -> str | None:
+        """The address of deployed web function ``tag`` of ``app_name`` (its service job ``<app>-<tag>``,
+        as ``modalc deploy`` registered it); None for a deployed function without a web endpoint."""
+        from .listening import service_url
+
+        job_id = make_job_id(app_name, tag)
+        job = self.api.job(job_id)
+        if job is None or (job.get("Meta") or {}).get("modalc_app") != app_name:
+            raise UserError(f"no deployed function {tag!r} of app {app_name!r} on Nomad (job {job_id} not found "
+                            f"in namespace {self.settings.namespace!r})", hint=f"deploy it: modalc deploy <script>"
+                            f" --name {app_name}")
+        if job.get("Type") != "service":
+            return None
+        services = [s for g in job.get("TaskGroups") or () for s in g.get("Services") or ()]
+        if not services:
+            return None
+        if job.get("Stop"):
+            raise UserError(f"{app_name}.{tag} (job {job_id}) is stopped: it serves no requests",
+                            hint=f"deploy it again: modalc deploy <script> --name {app_name}")
+        service = services[0]
+        return service_url(self.api, str(service["Name"]), job_id, label=f"{app_name}.{tag}",
+                           expect_checks=bool(service.get("Checks")), timeout_s=self.placement_timeout)
+
     def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
         if self._stopped:
             raise UserError("the app run has ended; no more calls can be made")
