@@ -236,10 +236,16 @@ class WarmPool:
         return self._decode(data)
 
     def _keep(self, worker: _Worker, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
-        if resp.will_close:
-            conn.close()
-        else:
+        """Keep the connection for the next call; a worker that closes it is exiting (after a timeout):
+        it gets no more calls (it ends by itself, and ``_watch`` forgets it)."""
+        if not resp.will_close:
             worker.conns.append(conn)
+            return
+        conn.close()
+        with self._cond:
+            if worker in self._workers:
+                self._workers.remove(worker)
+            self._cond.notify_all()
 
     def _decode(self, data: bytes) -> tuple[list[Outcome], list[bool]]:
         try:

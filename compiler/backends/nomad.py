@@ -247,14 +247,19 @@ class NomadBackend(Backend):
         return None
 
     # -- calls ------------------------------------------------------------------
-    def lookup(self, app_name: str, tag: str) -> FunctionJob:
-        """The deployed function ``tag`` of app ``app_name`` (job ``<app>-<tag>``), for Function.from_name."""
+    def _deployed_job(self, app_name: str, tag: str) -> tuple[str, dict[str, Any]]:
+        """The ID and the job of deployed function ``tag`` of app ``app_name`` (job ``<app>-<tag>``)."""
         job_id = make_job_id(app_name, tag)
         job = self.api.job(job_id)
         if job is None or (job.get("Meta") or {}).get("modalc_app") != app_name:
             raise UserError(f"no deployed function {tag!r} of app {app_name!r} on Nomad (job {job_id} not found "
                             f"in namespace {self.settings.namespace!r})", hint=f"deploy it: modalc deploy <script>"
                             f" --name {app_name}")
+        return job_id, job
+
+    def lookup(self, app_name: str, tag: str) -> FunctionJob:
+        """The deployed function ``tag`` of app ``app_name`` (job ``<app>-<tag>``), for Function.from_name."""
+        job_id, job = self._deployed_job(app_name, tag)
         if not job.get("ParameterizedJob") or job.get("Stop"):
             raise UserError(f"{app_name}.{tag} (job {job_id}) cannot be called: it is "
                             + ("stopped" if job.get("Stop") else "not a dispatchable (parameterized) job"))
@@ -278,12 +283,7 @@ class NomadBackend(Backend):
         as ``modalc deploy`` registered it); None for a deployed function without a web endpoint."""
         from .listening import service_url
 
-        job_id = make_job_id(app_name, tag)
-        job = self.api.job(job_id)
-        if job is None or (job.get("Meta") or {}).get("modalc_app") != app_name:
-            raise UserError(f"no deployed function {tag!r} of app {app_name!r} on Nomad (job {job_id} not found "
-                            f"in namespace {self.settings.namespace!r})", hint=f"deploy it: modalc deploy <script>"
-                            f" --name {app_name}")
+        job_id, job = self._deployed_job(app_name, tag)
         if job.get("Type") != "service":
             return None
         services = [s for g in job.get("TaskGroups") or () for s in g.get("Services") or ()]
