@@ -105,8 +105,9 @@ class Invoker:
             return self._variant(target)
         fn = self.functions.get(target.tag)
         if fn is None:
-            raise ExecutionError(f"{target.tag} is not compiled for this run (web endpoints "
-                                 "are not supported by modalc run yet)")
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise ExecutionError(f"no function {target.tag!r} in app {self.compiled.app_name!r} "
+                                 f"(this run's functions: {known})")
         return fn
 
     def _variant(self, target: Target) -> FunctionJob:

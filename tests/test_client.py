@@ -196,7 +196,7 @@ def test_unknown_function_is_a_clear_error(app_and_invoker: Any) -> None:
     _, _, invoker = app_and_invoker
     from agent_runtime.sdk.exception import ExecutionError
 
-    with pytest.raises(ExecutionError, match="not compiled"):
+    with pytest.raises(ExecutionError, match=r"no function 'nope' in app 'client-test' \(this run's functions: .*double"):
         invoker.call(Target(app_name="client-test", tag="nope"), (), {})
 
 
