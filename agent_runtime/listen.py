@@ -9,6 +9,9 @@ that listens on the group's ``http`` port (web endpoints; warm workers).
   connections from Nomad's port mapping; the local backend sets ``127.0.0.1``).
 * ``with_health(app)``: an ASGI app that answers ``GET HEALTH_PATH`` itself (200 ``ok``) and
   passes everything else (lifespan included) to ``app``: Nomad's check never runs user code.
+* ``with_timeout(app, seconds)``: each HTTP request gets the function's ``timeout``: one that has not
+  started its response by then is answered ``504`` (one that has is cut off); the handler is
+  cancelled (a sync handler's thread runs on: threads cannot be stopped).
 * ``run_asgi(app, port)``: serves an ASGI app with uvicorn until SIGTERM/SIGINT (graceful).
 * ``wait_for_port(port, timeout_s)``: until something accepts connections on 127.0.0.1:port.
 * ``relay(listen_port, target_port)``: forwards every TCP connection (bytes only, so websockets and
@@ -47,6 +50,36 @@ def with_health(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return health_first
+
+
+def with_timeout(app: ASGIApp, seconds: float) -> ASGIApp:
+    import asyncio
+
+    async def timed(scope: Scope, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or seconds <= 0:
+            await app(scope, receive, send)
+            return
+        started = False
+
+        async def send_(message: Any) -> None:
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await asyncio.wait_for(app(scope, receive, send_), seconds)
+        except asyncio.TimeoutError:
+            print(f"modalc: {scope.get('method')} {scope.get('path')} timed out after {seconds:g} s "
+                  "(the function's timeout)", flush=True)
+            if started:
+                raise  # mid-response: the server closes the connection
+            body = f"request timed out after {seconds:g} s (the function's timeout)\n".encode()
+            await send({"type": "http.response.start", "status": 504,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+    return timed
 
 
 def run_asgi(app: ASGIApp, port: int) -> int:

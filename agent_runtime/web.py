@@ -17,7 +17,8 @@ The function is ``--qualname``; for ``Class.method`` (a web method of an ``@app.
 instance is built with the parameters' defaults and its ``@modal.enter()`` methods run before serving,
 its ``@modal.exit()`` methods after the server stops.
 
-The first three are served by uvicorn with ``HEALTH_PATH`` answered by the runtime (``listen.py``).
+The first three are served by uvicorn with ``HEALTH_PATH`` answered by the runtime (``listen.py``),
+each request limited to the function's ``timeout`` (504 after it).
 Exit codes: 0 after SIGTERM/SIGINT, 1 when user code fails (import, the app factory, the server not
 coming up), 3 for a function that is not a web endpoint.
 """
@@ -161,6 +162,6 @@ def serve(opts: Options) -> int:
 
             traceback.print_exc()
             return USER_ERROR
-        return listen.run_asgi(app, opts.port)
+        return listen.run_asgi(listen.with_timeout(app, opts.timeout_s), opts.port)
     finally:
         endpoint.shutdown()

@@ -213,6 +213,46 @@ def test_a_class_fastapi_endpoint_serves_in_modalc_run(tmp_path: Path) -> None:
 
 # -- serving on the local backend --------------------------------------------------------------------------
 
+SLOW = """
+import asyncio
+import time
+
+import modal
+
+app = modal.App("slowweb")
+
+
+@app.function(timeout=1)
+@modal.fastapi_endpoint()
+def sync_slow(seconds: float = 0.0):
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+@app.function(timeout=1)
+@modal.fastapi_endpoint()
+async def async_slow(seconds: float = 0.0):
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+"""
+
+
+def test_each_request_has_the_functions_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODALC_HOME", str(tmp_path / "home"))
+    script = tmp_path / "slowweb.py"
+    script.write_text(SLOW)
+    data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"), select_ref=False)
+    backend = LocalBackend(sink=LogSink(quiet=True))
+    with app_run(data.compiled, data.graph, local=True, backend=backend):
+        for fn in data.compiled.functions:
+            url = backend.web_url(fn)
+            assert request(url + "/?seconds=0.1") == (200, b'{"slept":0.1}')
+            started = time.monotonic()
+            status, body = request(url + "/?seconds=5")
+            assert status == 504 and b"timed out after 1 s" in body and time.monotonic() - started < 4
+            assert request(url + "/?seconds=0") == (200, b'{"slept":0.0}')  # still serving
+
+
 def test_every_kind_of_endpoint_serves_real_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODALC_HOME", str(tmp_path / "home"))
     data = CompilerData(parse_import_ref(str(EXAMPLE)), BuildOptions(mode="run"),

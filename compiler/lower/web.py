@@ -8,7 +8,8 @@ job ``<app>-Class-method``) into a long-running ``service`` job: no
 dispatch payload, ``count`` = ``max(min_containers, 1)``, a dynamic port
 ``http`` (mapped to the container's port for docker), a ``service``
 registered in Nomad's own catalog (``provider = "nomad"``) named after the
-job, and a task that runs ``python -m agent_runtime --serve web``. The pieces
+job, and a task that runs ``python -m agent_runtime --serve web`` (with the
+function's ``timeout`` for each request). The pieces
 (``listening_group``, ``HTTP_PORT_LABEL``) are shared with other listening
 allocations.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from ..errors import UserError
 from ..graph import AppGraph, FunctionNode
 from ..ir import CODE_DIR, Check, Driver, FunctionJob, Group, JobType, Port, Restart, Service
+from . import resources as res
 from .images import lower_image
 from .job import BuildOptions
 
@@ -104,8 +106,10 @@ def lower_web(compiled: FunctionJob, node: FunctionNode, graph: AppGraph, opts: 
     if opts.driver is Driver.DOCKER:
         image_ref, build = lower_image(node.image, registry=opts.image_registry, default_python=opts.default_python,
                                        location=node.location, sources=graph.sources, web=True)
+    timeout = res.timeout_s(node.options.get("timeout"), node.location)  # per request (ASGI/WSGI endpoints)
     args = ("-m", "agent_runtime", "--serve", "web", "--code", f"${{NOMAD_TASK_DIR}}/{CODE_DIR}",
-            "--module", node.module, "--qualname", node.qualname, "--port", f"${{NOMAD_PORT_{HTTP_PORT_LABEL}}}")
+            "--module", node.module, "--qualname", node.qualname, "--port", f"${{NOMAD_PORT_{HTTP_PORT_LABEL}}}",
+            "--timeout", str(timeout))
     # docker maps a group port into the container only when the task's config lists its label.
     ports = (HTTP_PORT_LABEL,) if opts.driver is Driver.DOCKER else ()
     config = dataclasses.replace(task.config, image=image_ref, args=args, ports=ports)

@@ -43,7 +43,7 @@ job "web-files" {
       config {
         image   = "modalc:c005c3b52cde4835"
         command = "python"
-        args    = ["-m", "agent_runtime", "--serve", "web", "--code", "${NOMAD_TASK_DIR}/code", "--module", "web", "--qualname", "files", "--port", "${NOMAD_PORT_http}"]
+        args    = ["-m", "agent_runtime", "--serve", "web", "--code", "${NOMAD_TASK_DIR}/code", "--module", "web", "--qualname", "files", "--port", "${NOMAD_PORT_http}", "--timeout", "300"]
         ports   = ["http"]
       }
 

@@ -44,7 +44,7 @@ job "web-plain-wsgi" {
       config {
         image   = "modalc:c005c3b52cde4835"
         command = "python"
-        args    = ["-m", "agent_runtime", "--serve", "web", "--code", "${NOMAD_TASK_DIR}/code", "--module", "web", "--qualname", "plain_wsgi", "--port", "${NOMAD_PORT_http}"]
+        args    = ["-m", "agent_runtime", "--serve", "web", "--code", "${NOMAD_TASK_DIR}/code", "--module", "web", "--qualname", "plain_wsgi", "--port", "${NOMAD_PORT_http}", "--timeout", "300"]
         ports   = ["http"]
       }
 
