@@ -78,7 +78,7 @@ def test_web_functions_become_service_jobs() -> None:
     task = group.tasks[0]
     assert task.dispatch_payload_file is None
     assert task.config.args[:4] == ("-m", "agent_runtime", "--serve", "web")
-    assert task.config.args[-2:] == ("--port", "${NOMAD_PORT_http}")
+    assert task.config.args[-4:] == ("--port", "${NOMAD_PORT_http}", "--timeout", "300")
     assert task.config.ports == ("http",)  # docker maps the port into the container only when listed
     files = jobs["files"].groups[0]
     assert files.network_ports[0].to == 8765 and files.services[0].checks[0].type == "tcp"
