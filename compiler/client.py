@@ -31,6 +31,7 @@ from agent_runtime.sdk.exception import ExecutionError, RemoteError
 from agent_runtime.sdk.functions import Target
 
 from .backends.base import AllocResult, Backend, Dispatch
+from .batching import Batcher
 from .errors import UserError
 from .ir import CompiledApp, FunctionJob
 from .lower.warm import TOKEN_ENV
@@ -96,6 +97,7 @@ class Invoker:
         self._warm_lock = threading.Lock()
         self._deployed_tags: set[str] = set()  # functions of deployed apps (Function.from_name)
         self._no_token: set[str] = set()  # deployed warm functions without a token Variable: dispatched
+        self._batchers: dict[str, Batcher] = {}  # @modal.batched targets (compiler/batching.py)
 
     # -- plumbing ---------------------------------------------------------------
     def _function(self, target: Target) -> FunctionJob:
@@ -215,9 +217,24 @@ class Invoker:
             return pool.run(call)
         return self._execute(fn, self._encode(fn, call), len(inputs), uuid.uuid4().hex[:12])
 
+    def _one(self, target: Target, item: tuple[tuple[Any, ...], dict[str, Any]]) -> Outcome:
+        """One input's outcome; a ``@modal.batched`` target's is run with concurrent ones as one batch."""
+        fn = self._function(target)
+        wait_ms = dict(fn.batch_waits).get(target.method or "")
+        if wait_ms is None:
+            (outcome,) = self._run(target, [item])
+            return outcome
+        key = repr((target.app_name, target.tag, target.method, target.params, target.options))
+        with self._lock:
+            batcher = self._batchers.get(key)
+            if batcher is None:
+                batcher = self._batchers[key] = Batcher(lambda items: self._run(target, items), wait_s=wait_ms / 1000,
+                                                        size=dict(fn.input_groups).get(target.method or "", 1))
+        return batcher.submit(item)
+
     # -- the SDK's invoker interface ------------------------------------------------
     def call(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        (outcome,) = self._run(target, [(tuple(args), dict(kwargs))])
+        outcome = self._one(target, (tuple(args), dict(kwargs)))
         if outcome.ok:
             return outcome.value
         raise remote_exception(outcome)
@@ -236,7 +253,7 @@ class Invoker:
                 self._dispatches[dispatch.call_id] = dispatch
             return call_id
         call_id = f"fc-{uuid.uuid4().hex}"
-        future = self._pool.submit(self._run, target, [(tuple(args), dict(kwargs))])
+        future = self._pool.submit(lambda: [self._one(target, (tuple(args), dict(kwargs)))])
         with self._lock:
             self._spawned[call_id] = future
         return call_id

@@ -251,6 +251,9 @@ class FunctionJob:
     # How many inputs one allocation runs at once, per method ("" for a function), when more than one
     # (@modal.concurrent max_inputs, @modal.batched max_batch_size): a .map's chunks hold at least that many.
     input_groups: tuple[tuple[str, int], ...] = ()
+    # @modal.batched methods ("" for a function) and their wait_ms: the client gathers concurrent calls of
+    # one into a single call of up to max_batch_size inputs, waiting at most wait_ms for it to fill.
+    batch_waits: tuple[tuple[str, int], ...] = ()
     # Warm workers that serve calls over HTTP (min/max/buffer_containers, scaledown_window, @modal.concurrent).
     warm: Warm | None = None
 

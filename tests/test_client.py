@@ -231,3 +231,40 @@ def test_functions_gather_is_modal_0x_spelling(app_and_invoker: Any) -> None:
 
     calls = [module.double.spawn(i) for i in (1, 2, 3)]
     assert modal.functions.gather(*calls) == [2, 4, 6]
+
+
+def test_batcher_gathers_concurrent_inputs_and_shares_a_failure() -> None:
+    from compiler.batching import Batcher
+
+    runs: list[int] = []
+
+    def run(items: list[Any]) -> list[Outcome]:
+        runs.append(len(items))
+        if any(args == (-1,) for args, _ in items):
+            raise RuntimeError("the batch's dispatch failed")
+        return [Outcome(ok=True, value=args[0] * 10) for args, _ in items]
+
+    batcher = Batcher(run, size=3, wait_s=5.0)
+    results: dict[int, Any] = {}
+
+    def submit(x: int) -> None:
+        try:
+            results[x] = batcher.submit(((x,), {})).value
+        except RuntimeError as exc:
+            results[x] = str(exc)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=submit, args=(x,)) for x in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {1: 10, 2: 20, 3: 30} and runs == [3] and time.monotonic() - started < 4  # full: no wait
+    lone = Batcher(run, size=3, wait_s=0.05)
+    assert lone.submit(((7,), {})).value == 70 and runs[-1] == 1  # wait_ms passed: a batch of one
+    threads = [threading.Thread(target=submit, args=(x,)) for x in (-1, 5, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[-1] == results[5] == results[6] == "the batch's dispatch failed"

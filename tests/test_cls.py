@@ -108,6 +108,12 @@ APP = textwrap.dedent('''
         return [len(xs)] * len(xs)
 
 
+    @app.function()
+    @modal.batched(max_batch_size=4, wait_ms=5000)
+    def fgather(xs: list[int]) -> list[int]:
+        return [len(xs)] * len(xs)
+
+
     def span(pairs):
         pairs = list(pairs)
         return round(max(e for _, e in pairs) - min(s for s, _ in pairs), 2)
@@ -128,6 +134,9 @@ APP = textwrap.dedent('''
         print("span", span(Sleeper().nap.map([0.5] * 4)), span(Sleeper().anap.map([0.5] * 4)),
               span(fnap.map([0.5] * 4)))
         print("fbatch", list(fbatch.map(range(4))), fbatch.remote(1))
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as pool:  # concurrent .remote() calls gathered into batches of 4
+            print("gathered", list(pool.map(fgather.remote, range(8))))
 ''')
 
 
@@ -148,6 +157,7 @@ def _check(result_stdout: str, log: Path) -> None:
     spans = [float(s) for s in out["span"].split()]
     assert all(s < 1.2 for s in spans), spans  # four 0.5 s naps at once, not one after another (2 s)
     assert out["fbatch"] == "[4, 4, 4, 4] 1"
+    assert out["gathered"] == "[4, 4, 4, 4, 4, 4, 4, 4]"  # full batches at once, long before wait_ms
     # enter once per container, exit once at the end of each
     events = [line.split() for line in log.read_text().splitlines()]
     enters = Counter(a for e, a in events if e == "enter")

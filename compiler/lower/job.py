@@ -220,7 +220,8 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
         groups=(group,),
     )
     return FunctionJob(tag=node.tag, job=job, module=node.module, qualname=node.qualname, image=build,
-                       is_generator=node.is_generator, input_groups=input_groups(node))
+                       is_generator=node.is_generator, input_groups=input_groups(node),
+                       batch_waits=batch_waits(node))
 
 
 def _group_size(partial: dict[str, Any], location: tuple[str, int]) -> int:
@@ -240,15 +241,21 @@ def _group_size(partial: dict[str, Any], location: tuple[str, int]) -> int:
     return size
 
 
+def _partials(node: FunctionNode) -> list[tuple[str, dict[str, Any], tuple[str, int]]]:
+    """(method, its decorators' settings, where) per method ("" for a function)."""
+    if node.kind != "cls":
+        return [("", node.partial, node.location)]
+    return [(name, {**node.partial, **{k: v for k, v in pf.flags.items() if k == "batched"}}, pf.location)
+            for name, pf in getattr(node.obj, "methods", {}).items()]
+
+
 def input_groups(node: FunctionNode) -> tuple[tuple[str, int], ...]:
     """Per method ("" for a function): how many inputs an allocation runs at once, when more than one."""
-    if node.kind != "cls":
-        size = _group_size(node.partial, node.location)
-        return (("", size),) if size > 1 else ()
-    out = []
-    for name, pf in getattr(node.obj, "methods", {}).items():
-        partial = {**node.partial, **{k: v for k, v in pf.flags.items() if k == "batched"}}
-        size = _group_size(partial, pf.location)
-        if size > 1:
-            out.append((name, size))
-    return tuple(sorted(out))
+    sizes = ((name, _group_size(partial, where)) for name, partial, where in _partials(node))
+    return tuple(sorted((name, size) for name, size in sizes if size > 1))
+
+
+def batch_waits(node: FunctionNode) -> tuple[tuple[str, int], ...]:
+    """Per ``@modal.batched`` method ("" for a function): its ``wait_ms`` (checked by ``input_groups``)."""
+    return tuple(sorted((name, int(partial["batched"].get("wait_ms") or 0))
+                        for name, partial, _ in _partials(node) if partial.get("batched")))

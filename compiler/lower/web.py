@@ -129,4 +129,4 @@ def lower_web(compiled: FunctionJob, node: FunctionNode, graph: AppGraph, opts: 
     meta = tuple(sorted({**dict(job.meta), "modalc_web": web["type"]}.items()))
     job = dataclasses.replace(job, type=JobType.SERVICE, periodic=None, parameterized=None, groups=(group,),
                               meta=meta)
-    return dataclasses.replace(compiled, job=job, image=build, is_generator=False, input_groups=())
+    return dataclasses.replace(compiled, job=job, image=build, is_generator=False, input_groups=(), batch_waits=())
