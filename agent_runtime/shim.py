@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
 _STACKS_WAIT_S = 0.5  # how long a timed-out worker gets to dump its stacks before SIGKILL
-_GRACE_S = 1.0  # how long a stopped task's worker gets to end on SIGTERM before SIGKILL
+_GRACE_S = 5.0  # how long a stopped task's worker gets to end on SIGTERM (its @modal.exit methods) before SIGKILL
 
 
 class Status(enum.Enum):

@@ -248,6 +248,16 @@ class _UnpicklableYield(Exception):
         self.error = error
 
 
+def _stopped(setup: _Setup, signum: int) -> None:
+    """SIGTERM while a class instance is up: its ``@modal.exit()`` methods run (interrupting the input in
+    progress, as when Modal stops a container), then the worker ends."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    setup.exit()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def _emit(emit: Callable[[Any], object], item: Any) -> None:
     try:
         emit(item)
@@ -286,6 +296,9 @@ def main(opts: Options, call_body: bytes | None, commands: int, messages: int) -
         except BaseException as exc:
             # Answered to the first RUN: the supervisor fails every remaining input with it.
             entered = channel.pack_outcome(False, False, _summary(exc), outcomes.failure(exc))
+        else:
+            if setup.exit_methods:  # stopped (Nomad stops the task, Ctrl-C, cancel): exit methods first
+                signal.signal(signal.SIGTERM, lambda signum, frame: _stopped(setup, signum))
         receiver = channel.Receiver(commands)
         while True:
             message = receiver.receive()

@@ -325,3 +325,56 @@ def test_with_concurrency_and_with_batching_reach_the_allocation(tmp_path: Path)
     together, allocs = out["concurrent"].split()
     assert float(together) < 1.2 and allocs == "1"  # four 0.5 s naps at once in one dispatch, not 2 s
     assert out["batched"] == "[3, 3, 3]"  # one call with a list of three
+
+
+STOPPED = textwrap.dedent('''
+    import os
+    import sys
+    import time
+
+    import modal
+
+    app = modal.App("stopped")
+
+
+    @app.cls()
+    class Holder:
+        marks: str = modal.parameter()
+
+        @modal.enter()
+        def start(self):
+            self.pid = os.getpid()
+
+        @modal.method()
+        def hold(self):
+            open(os.path.join(self.marks, "started"), "w").close()
+            time.sleep(60)
+
+        @modal.exit()
+        def stop(self):
+            with open(os.path.join(self.marks, "exited"), "w") as fh:
+                fh.write(str(self.pid))
+
+
+    @app.local_entrypoint()
+    def main(marks: str):
+        call = Holder(marks=marks).hold.spawn()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(marks, "started")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        call.cancel()
+        print("cancelled in", round(time.monotonic() - started, 1), flush=True)
+''')
+
+
+def test_a_stopped_allocation_runs_the_exit_methods(tmp_path: Path) -> None:
+    script = tmp_path / "stopped.py"
+    script.write_text(STOPPED)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    result = local_modalc("run", str(script), "--marks", str(marks), home=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (marks / "started").exists()
+    assert (marks / "exited").read_text().isdigit()  # @modal.exit() ran in the worker that was stopped
+    assert float(result.stdout.split("cancelled in ")[1].split()[0]) < 5

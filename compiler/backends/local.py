@@ -34,6 +34,7 @@ from .. import secret_store
 from ..errors import UserError
 from ..home import subdir
 from ..ir import CompiledApp, FunctionJob, Task, Template
+from ..lower.job import KILL_TIMEOUT_S
 from .base import AllocResult, Backend, Dispatch
 from .listening import free_port, is_listening, port_env, service_of, wait_ready
 
@@ -483,7 +484,7 @@ class LocalBackend(Backend):
             return
         try:
             os.killpg(alloc.process.pid, signal.SIGTERM)
-            alloc.process.wait(timeout=2)
+            alloc.process.wait(timeout=KILL_TIMEOUT_S)  # as Nomad waits the task's kill_timeout
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(alloc.process.pid, signal.SIGKILL)
