@@ -20,7 +20,7 @@ from agent_runtime import protocol
 from agent_runtime.protocol import Call
 from agent_runtime.sdk.exception import ExecutionError
 from agent_runtime.sdk.functions import Target
-from compiler.backends.base import Backend
+from compiler.backends.base import Backend, Dispatch
 from compiler.backends.local import LocalBackend, LogSink
 from compiler.backends.nomad import NomadBackend
 from compiler.backends.nomad_api import NomadSettings
@@ -270,6 +270,18 @@ def test_first_call_starts_a_worker_later_calls_reuse_it(where: str, request: py
     assert not running(pid) or time.sleep(0.5) or not running(pid)
     if run.double is not None:
         assert not run.double.jobs and not run.double.variables
+
+
+def test_discovery_waits_on_nomads_blocking_queries(nomad: Run) -> None:
+    nomad.call("ident")
+    service = nomad.pool("ident").warm.service
+    other = Dispatch(function="ident", dispatch_id="a-worker-not-registered-yet", call_id="x")
+    before = nomad.double.count_requests("GET", r"/v1/service/")
+    assert nomad.backend.endpoint(other, service) is None  # the first look answers at once
+    started = time.monotonic()
+    assert nomad.backend.endpoint(other, service) is None  # then: wait for a change (up to 1 s), not poll
+    assert time.monotonic() - started >= 0.9
+    assert nomad.double.count_requests("GET", r"/v1/service/") - before == 2
 
 
 def test_concurrent_calls_overlap_in_one_worker(local: Run) -> None:

@@ -128,6 +128,7 @@ class NomadBackend(Backend):
         self._lock = threading.Lock()
         self._stopped = False
         self._job_vars: list[str] = []  # Variables written for the run (warm workers' token), deleted by stop
+        self._service_index: dict[str, int] = {}  # dispatch ID -> the service's index seen (blocking queries)
 
     @classmethod
     def from_env(cls, *, quiet: bool = False, **overrides: Any) -> NomadBackend:
@@ -236,14 +237,21 @@ class NomadBackend(Backend):
         return out
 
     def endpoint(self, dispatch: Dispatch, service: str) -> tuple[str, int] | None:
-        """The address the dispatched child registered for ``service`` (``GET /v1/service/<name>``)."""
+        """The address the dispatched child registered for ``service`` (``GET /v1/service/<name>``); after
+        the first look, a blocking query (up to a second) that returns when the registrations change."""
+        with self._lock:
+            index = self._service_index.get(dispatch.dispatch_id)
         try:
-            registrations, _ = self.api.service(service)
+            registrations, new_index = self.api.service(service, index=index, wait="1s")
         except NomadNotFound:  # nothing registered under that name yet
             return None
         for reg in registrations:
             if reg.get("JobID") == dispatch.dispatch_id and reg.get("Port"):
+                with self._lock:
+                    self._service_index.pop(dispatch.dispatch_id, None)
                 return str(reg["Address"]), int(reg["Port"])
+        with self._lock:
+            self._service_index[dispatch.dispatch_id] = new_index
         return None
 
     # -- calls ------------------------------------------------------------------
