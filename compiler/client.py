@@ -102,6 +102,11 @@ class Invoker:
     # -- plumbing ---------------------------------------------------------------
     def _function(self, target: Target) -> FunctionJob:
         if target.app_name not in (None, self.compiled.app_name):
+            if target.options:
+                raise ExecutionError(
+                    f"{target.app_name}.{target.tag}.with_options/with_concurrency/with_batching(...): a deployed "
+                    "class runs with the options it was deployed with, and modalc cannot change them per call; "
+                    "deploy a class with those options instead")
             return self._deployed(target.app_name, target.tag)
         if target.options:
             return self._variant(target)

@@ -268,3 +268,12 @@ def test_batcher_gathers_concurrent_inputs_and_shares_a_failure() -> None:
     for t in threads:
         t.join()
     assert results[-1] == results[5] == results[6] == "the batch's dispatch failed"
+
+
+def test_options_of_a_deployed_class_are_refused_not_ignored(app_and_invoker: Any) -> None:
+    _, backend, invoker = app_and_invoker
+    from agent_runtime.sdk.exception import ExecutionError
+
+    with pytest.raises(ExecutionError, match=r"other-app\.Model\.with_options.*deployed with"):
+        invoker.call(Target(app_name="other-app", tag="Model", method="run", options=(("gpu", "A100"),)), (), {})
+    assert backend.dispatches == []
