@@ -242,7 +242,7 @@ class Invoker:
         outcome = self._one(target, (tuple(args), dict(kwargs)))
         if outcome.ok:
             return outcome.value
-        raise remote_exception(outcome)
+        raise self._exception(outcome)
 
     def spawn(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         fn = self._function(target)
@@ -290,7 +290,7 @@ class Invoker:
             raise TimeoutError(f"function call {call_id} did not finish within {timeout} s") from None
         if outcome.ok:
             return outcome.value
-        raise remote_exception(outcome)
+        raise self._exception(outcome)
 
     def cancel(self, call_id: str) -> None:
         with self._lock:
@@ -378,15 +378,20 @@ class Invoker:
             out.append((chunk, payload))
         return out
 
-    @staticmethod
-    def _values(outcomes: list[Outcome], return_exceptions: bool) -> Iterator[Any]:
+    def _exception(self, o: Outcome) -> BaseException:
+        """The outcome's exception, with what the backend can add to explain it."""
+        exc = remote_exception(o)
+        self.backend.explain(exc)
+        return exc
+
+    def _values(self, outcomes: list[Outcome], return_exceptions: bool) -> Iterator[Any]:
         for o in outcomes:
             if o.ok:
                 yield o.value
             elif return_exceptions:
-                yield remote_exception(o)
+                yield self._exception(o)
             else:
-                raise remote_exception(o)
+                raise self._exception(o)
 
     def call_generator(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[Any]:
         fn = self._function(target)
@@ -395,7 +400,7 @@ class Invoker:
         if warm is not None:  # streamed by a warm worker over its channel
             outcome = yield from warm.stream(call)
             if not outcome.ok:
-                raise remote_exception(outcome)
+                raise self._exception(outcome)
             return
         payload = self._encode(fn, call, stream=True)
         call_id = uuid.uuid4().hex[:12]
@@ -419,7 +424,7 @@ class Invoker:
         assert result is not None
         (outcome,) = self._outcomes(fn, result, 1)
         if not outcome.ok:
-            raise remote_exception(outcome)
+            raise self._exception(outcome)
 
     def web_url(self, target: Target) -> str:
         """The URL of a web function's endpoint in this run (its service job's address on the backend)."""

@@ -433,7 +433,9 @@ class WarmPool:
             try:
                 _, outcomes = protocol.decode(result.result)
                 if outcomes and not outcomes[0].ok:
-                    return remote_exception(outcomes[0])
+                    exc = remote_exception(outcomes[0])
+                    self.backend.explain(exc)
+                    return exc
             except ProtocolError:
                 pass
         why = (result.failure if result is not None else "") or "it exited before it was ready"

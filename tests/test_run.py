@@ -254,3 +254,31 @@ def test_app_run_from_the_users_script(tmp_path: Path) -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "cubes [0, 1, 8, 27] 125" in result.stdout
+
+
+def test_a_module_the_image_would_install_is_explained_locally(tmp_path: Path) -> None:
+    script = tmp_path / "needs.py"
+    script.write_text(textwrap.dedent("""
+        import modal
+
+        image = modal.Image.debian_slim().pip_install("modalc-test-absent-pkg")
+        app = modal.App("needs", image=image)
+
+        with image.imports():
+            import modalc_test_absent_pkg
+
+
+        @app.function()
+        def f(x):
+            return modalc_test_absent_pkg.go(x)
+
+
+        @app.local_entrypoint()
+        def main():
+            f.remote(1)
+    """))
+    result = modalc("run", str(script), home=tmp_path)
+    assert result.returncode == 1
+    assert "ModuleNotFoundError: No module named 'modalc_test_absent_pkg'" in result.stderr
+    assert "note: the local backend runs functions with this machine's Python" in result.stderr
+    assert "'modalc_test_absent_pkg'" in result.stderr.split("note: the local backend")[1]

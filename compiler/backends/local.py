@@ -494,6 +494,15 @@ class LocalBackend(Backend):
         except PermissionError:
             alloc.process.kill()
 
+    def explain(self, exc: BaseException) -> None:
+        """A missing module here is usually one the function's image would install (it is not used here)."""
+        if isinstance(exc, ImportError) and exc.name and not getattr(exc, "__modalc_explained__", False):
+            exc.__modalc_explained__ = True  # type: ignore[attr-defined]
+            top = exc.name.split(".")[0]
+            exc.add_note(f"note: the local backend runs functions with this machine's Python ({sys.executable}), "
+                         f"not in their images: install the package that provides {top!r} here (pip install ...), "
+                         "or run on Nomad, where the function runs in its image")
+
     def alloc_count(self) -> int:
         with self._lock:
             return len(self._allocs)
