@@ -158,12 +158,27 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
         click.echo(f"{out_dir} is current ({len(outputs)} files)", err=True)
         return
     changed, removed = write_outputs(out_dir, outputs, data.graph.app_name)
-    for rel in changed:
-        click.echo(f"wrote {out_dir.rstrip('/')}/{rel}", err=True)
-    for rel in removed:
-        click.echo(f"removed {out_dir.rstrip('/')}/{rel}", err=True)
+    for line in _file_report("wrote", out_dir, changed) + _file_report("removed", out_dir, removed):
+        click.echo(line, err=True)
     if not changed and not removed:
         click.echo(f"{out_dir} is already current ({len(outputs)} files)", err=True)
+
+
+def _file_report(verb: str, out_dir: str, rels: list[str]) -> list[str]:
+    """A line per job file; one per image build context (``images/<tag>/``), with its file count."""
+    lines, contexts = [], {}
+    for rel in rels:
+        parts = rel.split("/")
+        if len(parts) > 2 and parts[0] == "images":
+            contexts.setdefault("/".join(parts[:2]), []).append(rel)
+        elif len(parts) == 2 and parts[0] == "images":
+            contexts.setdefault(rel, []).append(rel)
+        else:
+            lines.append(f"{verb} {out_dir.rstrip('/')}/{rel}")
+    for context, files in contexts.items():
+        lines.append(f"{verb} {out_dir.rstrip('/')}/{context}/ ({len(files)} file{'s' if len(files) != 1 else ''} "
+                     "of an image's build context)")
+    return lines
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

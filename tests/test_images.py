@@ -324,7 +324,8 @@ def test_build_writes_contexts_and_removes_stale_image_folders(project: Path, tm
     assert "+++ b/images/" in stale.stdout and "Binary files" in stale.stdout
     second = runner.invoke(main, ["build", str(script), "-o", str(out)])
     assert second.exit_code == 0, second.output
-    assert f"removed {out}/images/{tag}/Dockerfile" in second.stderr
+    assert f"removed {out}/images/{tag}/ (" in second.stderr  # one line per build context, with its file count
+    assert f"wrote {out}/images/" in second.stderr and "files of an image's build context)" in second.stderr
     assert not (out / "images" / tag).exists()
     assert len({p.name for p in (out / "images").iterdir()}) == 2  # the other app's image stays
     assert runner.invoke(main, check).exit_code == 0
