@@ -62,6 +62,12 @@ APP = textwrap.dedent("""
         return 1
 
     @app.function()
+    def ticker(n: int, every: float):
+        for i in range(n):
+            yield i, time.time()
+            time.sleep(every)
+
+    @app.function()
     def chatty(s: float) -> str:
         import sys
         print("working", file=sys.stderr, flush=True)
@@ -109,7 +115,7 @@ def run(double: NomadDouble, compiled: CompilerData) -> Iterator[Run]:
 
 def test_remote_map_and_generator(run: Run) -> None:
     parents = {j for (_, j), job in run.double.jobs.items() if not job.get("ParentID")}
-    assert len(parents) == 6
+    assert len(parents) == 7
     for job_id in parents:
         meta = run.double.jobs[("default", job_id)]["Meta"]
         assert meta["modalc_ephemeral"] == "true" and meta["modalc_run"] == run.backend.run_id
@@ -154,6 +160,13 @@ def test_stderr_of_a_long_call_is_streamed_live_and_of_a_short_one_read_once(dou
         assert ended - sink.lines[0][0] > 1.0  # "working" was printed while the call still ran
     finally:
         r.close()
+
+
+def test_generator_values_arrive_while_it_runs(run: Run) -> None:
+    lags = [time.time() - sent for _, sent in run.invoker.call_generator(Target(app_name=None, tag="ticker"),
+                                                                         (30, 0.05), {})]
+    assert len(lags) == 30
+    assert sorted(lags)[len(lags) // 2] < 0.3 and max(lags) < 0.8  # read as they come, not once a second
 
 
 def test_dispatch_5xx_and_lost_answers_are_retried_never_duplicated(run: Run) -> None:

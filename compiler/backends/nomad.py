@@ -58,6 +58,10 @@ from .nomad_api import NomadAPI, NomadError, NomadNotFound, NomadSettings
 
 DEFAULT_PLACEMENT_TIMEOUT = 300.0
 STDERR_LIVE_AFTER_S = 1.0  # a call running longer gets its stderr followed live (one more request)
+# A generator's values are read with fs/readat; with nothing new, a blocking query on the allocation
+# waits for news: briefly while values flow, doubling up to a second while the generator is quiet.
+STREAM_WAIT_MIN_S = 0.1
+STREAM_WAIT_MAX_S = 1.0
 CALL_PREFIX = "fc-"
 _T = TypeVar("_T")
 
@@ -99,6 +103,7 @@ class _Call:
     alloc: dict[str, Any] | None = None
     index: int = 0
     status: str = ""
+    stream_wait_s: float = STREAM_WAIT_MIN_S  # how long a generator read waits for news (adaptive)
 
 
 class NomadBackend(Backend):
@@ -499,12 +504,15 @@ class NomadBackend(Backend):
         except NomadNotFound:
             data = b""
         if data:
+            call.stream_wait_s = STREAM_WAIT_MIN_S
             return data, False
         if call.status not in ("pending", "running", ""):
             return b"", True
         # Nothing new: a blocking query on the child's allocations (returns when Nomad's state changes,
-        # else after 1 s: frames written meanwhile are read then) instead of a polling loop.
-        allocs, call.index = self.api.job_allocations(call.child, index=call.index or None, wait="1s")
+        # else after the wait: frames written meanwhile are read then) instead of a polling loop.
+        wait = f"{int(call.stream_wait_s * 1000)}ms"
+        call.stream_wait_s = min(call.stream_wait_s * 2, STREAM_WAIT_MAX_S)
+        allocs, call.index = self.api.job_allocations(call.child, index=call.index or None, wait=wait)
         mine = next((a for a in allocs if a["ID"] == alloc["ID"]), None)
         call.status = mine.get("ClientStatus", "") if mine else "gone"
         return b"", call.status not in ("pending", "running")
