@@ -27,10 +27,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from compiler.backends.local import LocalBackend, LogSink  # noqa: E402
-from compiler.lower import BuildOptions  # noqa: E402
-from compiler.phases import CompilerData  # noqa: E402
-from compiler.refs import parse_import_ref  # noqa: E402
 from compiler.run import app_run  # noqa: E402
+from tests.helpers import compile_for_run  # noqa: E402
 
 APP = """\
 import modal
@@ -55,9 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MODALC_HOME"] = os.path.join(tmp, "home")
-        script = Path(tmp) / "bench_local.py"
-        script.write_text(APP)
-        data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"), select_ref=False)
+        data = compile_for_run(Path(tmp), "bench_local", APP)
         module = data.script.module
         with app_run(data.compiled, data.graph, backend=LocalBackend(sink=LogSink(quiet=True)), quiet=True):
             module.noop.remote()  # warm the bytecode caches, as a built image has them

@@ -32,9 +32,7 @@ from compiler.backends.local import LogSink  # noqa: E402
 from compiler.backends.nomad import NomadBackend  # noqa: E402
 from compiler.backends.nomad_api import NomadSettings  # noqa: E402
 from compiler.client import Invoker  # noqa: E402
-from compiler.lower import BuildOptions  # noqa: E402
-from compiler.phases import CompilerData  # noqa: E402
-from compiler.refs import parse_import_ref  # noqa: E402
+from tests.helpers import compile_for_run  # noqa: E402
 
 APP = textwrap.dedent("""
     import modal
@@ -84,10 +82,7 @@ def main() -> None:
     address = double.stdout.readline().strip()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "bench_app.py"
-            script.write_text(APP)
-            data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"),
-                                select_ref=False)
+            data = compile_for_run(Path(tmp), "bench_app", APP)
             backend = NomadBackend(NomadSettings.from_env({}, address=address), sink=LogSink(quiet=True))
             backend.start(data.compiled, run_id=f"bench-{os.urandom(3).hex()}")
             invoker = Invoker(backend, data.compiled, quiet=True)

@@ -36,9 +36,8 @@ from compiler.backends.local import LocalBackend, LogSink  # noqa: E402
 from compiler.backends.nomad import NomadBackend  # noqa: E402
 from compiler.backends.nomad_api import NomadSettings  # noqa: E402
 from compiler.client import Invoker  # noqa: E402
-from compiler.lower import BuildOptions  # noqa: E402
 from compiler.phases import CompilerData  # noqa: E402
-from compiler.refs import parse_import_ref  # noqa: E402
+from tests.helpers import compile_for_run  # noqa: E402
 
 APP = """\
 import modal
@@ -113,9 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MODALC_HOME"] = os.path.join(tmp, "home")
-        script = Path(tmp) / "bench_warm.py"
-        script.write_text(APP)
-        data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"), select_ref=False)
+        data = compile_for_run(Path(tmp), "bench_warm", APP)
         measure("local", LocalBackend(sink=LogSink(quiet=True)), data, args.calls, args.fresh_calls, args.map_inputs)
         double = subprocess.Popen([sys.executable, "-c", DOUBLE, os.path.join(tmp, "double"),
                                    os.environ.get("PATH", ""), str(ROOT)], cwd=ROOT, stdin=subprocess.PIPE,

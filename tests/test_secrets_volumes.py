@@ -188,23 +188,17 @@ def test_run_scoped_missing_environ_fails_before_submission(double: NomadDouble,
 
 def test_run_spec_references_run_scoped_secrets_without_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from compiler.emit_hcl import emit_hcl
-    from compiler.lower import BuildOptions
-    from compiler.phases import CompilerData
-    from compiler.refs import parse_import_ref
+    from tests.helpers import compile_for_run
 
-    script = tmp_path / "run_scoped.py"
-    script.write_text(RUN_SCOPED_APP)
     (tmp_path / "app.env").write_text("RS_DOTENV=from-dotenv-value\n")
     monkeypatch.setenv("RS_LOCAL", "from-local-value")
-    data = CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"),
-                        select_ref=False)
+    data = compile_for_run(tmp_path, "run_scoped", RUN_SCOPED_APP)
     hcl = emit_hcl(data.compiled.functions[0].job)
     assert hcl.count('nomadVar (printf \\"modalc/runs/%s/s') == 3
     assert 'env \\"NOMAD_META_modalc_run\\"' in hcl
     assert "from-dotenv-value" not in hcl and "from-local-value" not in hcl
     assert nomad_schema.validate_hcl_string(hcl) == []
-    assert hcl == emit_hcl(CompilerData(parse_import_ref(str(script)), BuildOptions(mode="run"),
-                                        select_ref=False).compiled.functions[0].job)
+    assert hcl == emit_hcl(compile_for_run(tmp_path, "run_scoped", RUN_SCOPED_APP).compiled.functions[0].job)
 
 
 # -- ACL policy ------------------------------------------------------------------------------------------------
