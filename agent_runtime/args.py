@@ -90,8 +90,12 @@ class Options(Frozen):
         setattr_(self, "port", port)
 
     def retry_delay_s(self, retry: int) -> float:
-        """Modal's rule: the k-th retry waits initial_delay * backoff**(k-1), capped at max_delay."""
-        return float(min(self.initial_delay_s * self.backoff ** (retry - 1), self.max_delay_s))
+        return retry_delay_s(retry, initial_s=self.initial_delay_s, backoff=self.backoff, max_s=self.max_delay_s)
+
+
+def retry_delay_s(retry: int, *, initial_s: float, backoff: float, max_s: float) -> float:
+    """Modal's rule: the k-th retry waits initial_delay * backoff**(k-1), capped at max_delay."""
+    return float(min(initial_s * backoff ** (retry - 1), max_s))
 
 
 def _help() -> str:

@@ -68,7 +68,7 @@ def with_timeout(app: ASGIApp, seconds: float) -> ASGIApp:
 
         try:
             await asyncio.wait_for(app(scope, receive, send_), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             print(f"modalc: {scope.get('method')} {scope.get('path')} timed out after {seconds:g} s "
                   "(the function's timeout)", flush=True)
             if started:

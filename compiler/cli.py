@@ -166,13 +166,12 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
 
 def _file_report(verb: str, out_dir: str, rels: list[str]) -> list[str]:
     """A line per job file; one per image build context (``images/<tag>/``), with its file count."""
-    lines, contexts = [], {}
+    lines: list[str] = []
+    contexts: dict[str, list[str]] = {}
     for rel in rels:
         parts = rel.split("/")
-        if len(parts) > 2 and parts[0] == "images":
+        if len(parts) >= 2 and parts[0] == "images":
             contexts.setdefault("/".join(parts[:2]), []).append(rel)
-        elif len(parts) == 2 and parts[0] == "images":
-            contexts.setdefault(rel, []).append(rel)
         else:
             lines.append(f"{verb} {out_dir.rstrip('/')}/{rel}")
     for context, files in contexts.items():

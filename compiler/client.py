@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from functools import partial
 from typing import Any
 
 from agent_runtime import protocol
@@ -33,7 +34,7 @@ from agent_runtime.sdk.functions import Target
 from .backends.base import AllocResult, Backend, Dispatch
 from .batching import Batcher
 from .errors import UserError
-from .ir import CompiledApp, FunctionJob
+from .ir import CompiledApp, FunctionJob, JobType
 from .lower.warm import TOKEN_ENV
 from .warm_pool import WarmPool
 
@@ -49,6 +50,12 @@ def remote_exception(o: Outcome) -> BaseException:
         exc.__modalc_traceback__ = o.traceback  # type: ignore[attr-defined]
         exc.add_note("Remote traceback (from the allocation):\n" + o.traceback.rstrip("\n"))
     return exc
+
+
+def _serves_web(fn: FunctionJob) -> bool:
+    """Whether ``fn``'s job is a web endpoint's: a Nomad service job (a warm function's batch job registers
+    a service too, for its workers, but serves no web requests)."""
+    return fn.job is not None and fn.job.type is JobType.SERVICE
 
 
 class Progress:
@@ -325,7 +332,7 @@ class Invoker:
         warm = self._warm_pool(fn, target)
         jobs: list[tuple[range, Callable[[], list[Outcome]]]]
         if warm is None:  # one dispatch per chunk
-            jobs = [(chunk, lambda p=payload, k=len(chunk): self._execute(fn, p, k, uuid.uuid4().hex[:12]))
+            jobs = [(chunk, partial(self._execute, fn, payload, len(chunk), uuid.uuid4().hex[:12]))
                     for chunk, payload in self._payloads(fn, target, inputs,
                                                          self._chunks(fn, len(inputs), target.method))]
             threads = self._limits[fn.tag]
@@ -335,9 +342,9 @@ class Invoker:
             group = dict(fn.input_groups).get(target.method or "", 1)
             if group > warm.warm.max_inputs:  # @modal.batched (a concurrent group is served as slots): full batches
                 size = max(size, min(group, MAX_CHUNK))
-            jobs = [(chunk, lambda c=chunk: warm.run(Call(inputs=inputs[c.start:c.stop], method=target.method,
-                                                          params=dict(target.params))))
-                    for chunk in (range(i, min(i + size, len(inputs))) for i in range(0, len(inputs), size))]
+            chunks = [range(i, min(i + size, len(inputs))) for i in range(0, len(inputs), size)]
+            jobs = [(c, partial(warm.run, Call(inputs=inputs[c.start:c.stop], method=target.method,
+                                               params=dict(target.params)))) for c in chunks]
             threads = min(slots, len(jobs))
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"modalc-map-{fn.tag}")
         try:
@@ -429,7 +436,7 @@ class Invoker:
     def web_url(self, target: Target) -> str:
         """The URL of a web function's endpoint in this run (its service job's address on the backend)."""
         fn = self._function(target)
-        if fn.job is None or not any(g.services for g in fn.job.groups):
+        if not _serves_web(fn):
             raise ExecutionError(f"{target.tag} has no web endpoint on the {self.backend.name} backend")
         return self.backend.web_url(fn)
 
@@ -437,9 +444,7 @@ class Invoker:
         """``Function.from_name(app, tag).get_web_url()``: this run's own endpoint, or a deployed app's."""
         if app_name == self.compiled.app_name and tag in self.functions:
             fn = self.functions[tag]
-            if fn.job is None or not any(g.services for g in fn.job.groups):
-                return None
-            return self.backend.web_url(fn)
+            return self.backend.web_url(fn) if _serves_web(fn) else None
         return self.backend.deployed_web_url(app_name, tag)
 
     def close(self) -> None:

@@ -44,6 +44,7 @@ from collections.abc import Generator
 from typing import Any
 
 from agent_runtime import protocol
+from agent_runtime.args import retry_delay_s
 from agent_runtime.protocol import Call, Outcome, ProtocolError
 from agent_runtime.sdk.exception import ExecutionError
 
@@ -174,17 +175,20 @@ class WarmPool:
                                      f"for {len(todo)} inputs")
             again = todo[len(outcomes):]  # after a timed-out input: never started
             delay = 0.0
-            for i, outcome, retry in zip(todo, outcomes, retryable):
+            for i, outcome, retry in zip(todo[:len(outcomes)], outcomes, retryable, strict=True):
                 outcome.attempts = attempts[i]
                 results[i] = outcome
                 if not outcome.ok and retry and attempts[i] <= self.warm.retries:
-                    delay = max(delay, min(self.warm.initial_delay_s * self.warm.backoff ** (attempts[i] - 1),
-                                           self.warm.max_delay_s))
+                    delay = max(delay, self._retry_delay_s(attempts[i]))
                     attempts[i] += 1
                     again.append(i)
             time.sleep(delay)
             todo = sorted(again)
         return [o for o in results if o is not None]
+
+    def _retry_delay_s(self, retry: int) -> float:
+        return retry_delay_s(retry, initial_s=self.warm.initial_delay_s, backoff=self.warm.backoff,
+                             max_s=self.warm.max_delay_s)
 
     def _died(self, why: str, attempt: int) -> Outcome:
         text = f"{self.fn.tag}: the warm worker ended while running the call ({why}); see its log above"
@@ -295,7 +299,7 @@ class WarmPool:
             outcome.attempts = attempt
             if outcome.ok or not retry or attempt > self.warm.retries:
                 return outcome
-            time.sleep(min(self.warm.initial_delay_s * self.warm.backoff ** (attempt - 1), self.warm.max_delay_s))
+            time.sleep(self._retry_delay_s(attempt))
             attempt += 1
 
     # -- slots ------------------------------------------------------------------

@@ -214,7 +214,7 @@ class Run:
         return self.invoker.spawn(Target(app_name=None, tag=tag), args, {})
 
     def map(self, tag: str, *iterables: Any, method: str | None = None) -> list[Any]:
-        return list(self.invoker.map(Target(app_name=None, tag=tag, method=method), zip(*iterables), {},
+        return list(self.invoker.map(Target(app_name=None, tag=tag, method=method), zip(*iterables, strict=True), {},
                                      return_exceptions=True))
 
     def gen(self, tag: str, *args: Any, method: str | None = None) -> Iterator[Any]:
@@ -368,16 +368,15 @@ def test_a_warm_generator_streams_its_values_as_they_come(where: str, request: p
     run: Run = request.getfixturevalue(where)
     first = list(run.gen("ticks", 3))
     assert [i for i, _, _ in first] == [0, 1, 2]
-    got = []
-    for i, pid, sent in run.gen("ticks", 3, 0.4):
-        got.append((i, time.time() - sent))
-    assert [i for i, _ in got] == [0, 1, 2] and got[0][1] < 0.6  # on arrival: buffered, it would lag 0.8 s
-    assert run.pool("ticks").started == 1 and {pid for _, pid, _ in first} == {pid}
+    got = [(i, pid, time.time() - sent) for i, pid, sent in run.gen("ticks", 3, 0.4)]
+    assert [i for i, _, _ in got] == [0, 1, 2] and got[0][2] < 0.6  # on arrival: buffered, it would lag 0.8 s
+    assert run.pool("ticks").started == 1 and {pid for _, pid, _ in first} == {pid for _, pid, _ in got}
     if run.double is not None:
         assert run.double.count_requests("POST", r".*/dispatch") == 1  # the worker's only
     words = list(run.gen("Streamer", "a warm stream", method="words"))
     assert [w for w, _ in words] == ["a", "warm", "stream"]
-    assert list(run.gen("Streamer", "again", method="words"))[0][1] == words[0][1]  # entered once
+    again = list(run.gen("Streamer", "again", method="words"))
+    assert again[0][1] == words[0][1]  # entered once
 
 
 def test_a_warm_generator_that_fails_after_yielding_is_not_retried(local: Run) -> None:
@@ -465,3 +464,8 @@ def test_stop_leaves_no_worker_running(compiled: CompilerData) -> None:
     assert not running(pid)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def test_a_warm_function_has_no_web_url(local: Run) -> None:
+    # its job registers a service for its workers, but it is not a web endpoint
+    assert local.invoker.deployed_web_url("warm-test", "ident") is None

@@ -231,7 +231,8 @@ class Function(_Invocable):
 
     def get_web_url(self) -> str | None:
         if self._app_name is not None:  # Function.from_name: the deployed app says (None: not a web function)
-            return _invoker().deployed_web_url(self._app_name, self.tag)
+            url = _invoker().deployed_web_url(self._app_name, self.tag)
+            return None if url is None else str(url)
         if self.web is None:
             return None
         return str(_invoker().web_url(self._target()))

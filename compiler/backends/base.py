@@ -75,7 +75,9 @@ class Backend(abc.ABC):
         raise ExecutionError(f"{fn.tag} has no web endpoint on the {self.name} backend")
 
     def explain(self, exc: BaseException) -> None:
-        """Add to a call's exception what this backend knows about its cause (``exc.add_note``)."""
+        """Add to a call's exception what this backend knows about its cause (``exc.add_note``); by
+        default nothing."""
+        return None
 
     def deployed_web_url(self, app_name: str, tag: str) -> str | None:
         """Where the deployed web function ``tag`` of app ``app_name`` serves (None: not a web function)."""
