@@ -24,9 +24,10 @@ function's timeout. When one overruns, its stacks go to stderr, the request is
 answered with the outcomes so far and a ``FunctionTimeoutError`` for the
 overrun input (each input of the batch), without the inputs after it (they
 never started), and the worker exits (its thread cannot be stopped; other
-calls in flight see the connection close and the client retries them). Retries are the client's (one layer). The
-worker exits after ``scaledown_ms`` without a call (never when 0) or on SIGTERM,
-running the class's ``@modal.exit()`` methods, and writes an empty result.
+calls in flight see the connection close and the client retries them).
+Retries are the client's (one layer). The worker exits after ``scaledown_ms``
+without a call (never when 0) or on SIGTERM, running the class's
+``@modal.exit()`` methods, and writes an empty result.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ PORT_LABEL = "rpc"
 _STATUS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large"}
 
 
+def _chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked HTTP/1.1 body (empty: the last chunk)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
 class _Request:
     """A call in flight: the deadline of the input it runs, where to answer, the outcomes so far."""
 
@@ -78,7 +84,7 @@ class _Request:
         with self._wlock:
             if self._answered:
                 raise BrokenPipeError("the call was already answered (timed out)")
-            self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.handler.wfile.write(_chunk(data))
 
     def answer(self, result: bytes, *, close: bool = False) -> None:
         """The result envelope, once: the whole response, or the end of a stream (``END_OF_FRAMES``, the
@@ -88,8 +94,7 @@ class _Request:
                 return
             self._answered = True
             if self.streaming:
-                data = END_OF_FRAMES + result
-                self.handler.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+                self.handler.wfile.write(_chunk(END_OF_FRAMES + result) + _chunk(b""))  # the empty chunk ends it
             else:
                 self.handler.wfile.write(_response(200, result, close=close))
 
