@@ -232,7 +232,7 @@ class Invoker:
     def _one(self, target: Target, item: tuple[tuple[Any, ...], dict[str, Any]]) -> Outcome:
         """One input's outcome; a ``@modal.batched`` target's is run with concurrent ones as one batch."""
         fn = self._function(target)
-        wait_ms = dict(fn.batch_waits).get(target.method or "")
+        wait_ms = fn.batch_wait_ms(target.method)
         if wait_ms is None:
             (outcome,) = self._run(target, [item])
             return outcome
@@ -241,7 +241,7 @@ class Invoker:
             batcher = self._batchers.get(key)
             if batcher is None:
                 batcher = self._batchers[key] = Batcher(lambda items: self._run(target, items), wait_s=wait_ms / 1000,
-                                                        size=dict(fn.input_groups).get(target.method or "", 1))
+                                                        size=fn.group_size(target.method))
         return batcher.submit(item)
 
     # -- the SDK's invoker interface ------------------------------------------------
@@ -323,7 +323,7 @@ class Invoker:
         # A backend whose dispatches cost HTTP requests sets a floor (Nomad: ~5 requests per dispatch).
         size = max(size, min(self.backend.min_chunk, MAX_CHUNK))
         # An allocation that runs inputs at once (@modal.concurrent / @modal.batched) gets a full group.
-        size = max(size, min(dict(fn.input_groups).get(method or "", 1), MAX_CHUNK))
+        size = max(size, min(fn.group_size(method), MAX_CHUNK))
         return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
     def _map(self, fn: FunctionJob, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]],
@@ -339,9 +339,8 @@ class Invoker:
         else:  # over the warm workers' channel: small chunks, a few per slot, no payload limit
             slots = warm.warm.max_containers * warm.warm.max_inputs
             size = max(1, min(WARM_MAX_CHUNK, math.ceil(len(inputs) / (slots * CHUNKS_PER_WORKER))))
-            group = dict(fn.input_groups).get(target.method or "", 1)
-            if group > warm.warm.max_inputs:  # @modal.batched (a concurrent group is served as slots): full batches
-                size = max(size, min(group, MAX_CHUNK))
+            if fn.batch_wait_ms(target.method) is not None:  # @modal.batched: full batches
+                size = max(size, min(fn.group_size(target.method), MAX_CHUNK))
             chunks = [range(i, min(i + size, len(inputs))) for i in range(0, len(inputs), size)]
             jobs = [(c, partial(warm.run, Call(inputs=inputs[c.start:c.stop], method=target.method,
                                                params=dict(target.params)))) for c in chunks]

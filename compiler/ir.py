@@ -254,6 +254,14 @@ class FunctionJob:
     # @modal.batched methods ("" for a function) and their wait_ms: the client gathers concurrent calls of
     # one into a single call of up to max_batch_size inputs, waiting at most wait_ms for it to fill.
     batch_waits: tuple[tuple[str, int], ...] = ()
+
+    def group_size(self, method: str | None) -> int:
+        """How many inputs one allocation runs at once for ``method`` (None: the function)."""
+        return dict(self.input_groups).get(method or "", 1)
+
+    def batch_wait_ms(self, method: str | None) -> int | None:
+        """``wait_ms`` of a ``@modal.batched`` method (None: the function); None when it is not batched."""
+        return dict(self.batch_waits).get(method or "")
     # Warm workers that serve calls over HTTP (min/max/buffer_containers, scaledown_window, @modal.concurrent).
     warm: Warm | None = None
 
