@@ -48,6 +48,23 @@ def remote_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def remote_exception(o: Outcome) -> BaseException:
+    """The exception an outcome carries, with the remote traceback attached as a note (runs where the call
+    was made: on the client, or in the allocation that made a nested call). An exception that crossed
+    several allocations keeps one note per allocation, each added once."""
+    if o.exc is not None:
+        exc = o.exc
+    else:
+        from .sdk.exception import RemoteError
+
+        exc = RemoteError(f"{o.exc_type}: {o.exc_repr}")
+    seen: tuple[str, ...] = getattr(exc, "__modalc_tracebacks__", ())
+    if o.traceback and o.traceback not in seen:
+        exc.__modalc_tracebacks__ = (*seen, o.traceback)  # type: ignore[attr-defined]
+        exc.add_note("Remote traceback (from the allocation):\n" + o.traceback.rstrip("\n"))
+    return exc
+
+
 _SHIM_FILES = tuple(f'File "{os.path.join(_RUNTIME_DIR, name)}"' for name in ("worker.py", "shim.py"))
 
 

@@ -115,7 +115,7 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["hcl", "json", "both"]), default="hcl", show_default=True)
 @click.option("--check", is_flag=True, help="Exit 1 with a diff when DIR is not what build would write.")
 @click.option("--name", help="App name (default: the App's name, else the script's).")
-@click.option("--acl-policy", is_flag=True, help="Also write <app>.policy.hcl: the ACL policy to read its secrets.")
+@click.option("--acl-policy", is_flag=True, help="Also write <app>.policy.hcl: the ACL policy its jobs need (nested calls, secrets).")
 @placement_options
 @volume_type_option
 @handle_errors
@@ -136,10 +136,7 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
         from .acl_policy import policy_file_name, policy_hcl
 
         policy = policy_hcl(data.graph, data.compiled, placement.get("namespace"))
-        if policy is None:
-            show_notes(["--acl-policy: the app reads no modal.Secret.from_name secret; no policy needed"])
-        else:
-            outputs = dict(sorted({**outputs, policy_file_name(data.graph.app_name): policy}.items()))
+        outputs = dict(sorted({**outputs, policy_file_name(data.graph.app_name): policy}.items()))
     if not outputs:
         raise UserError(f"{script}: the app has no functions to build",
                         hint="decorate a function with @app.function() (local entrypoints run on the client, "

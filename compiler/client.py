@@ -27,8 +27,9 @@ from functools import partial
 from typing import Any
 
 from agent_runtime import protocol
+from agent_runtime.outcomes import remote_exception
 from agent_runtime.protocol import Call, Outcome, ProtocolError
-from agent_runtime.sdk.exception import ExecutionError, RemoteError
+from agent_runtime.sdk.exception import ExecutionError
 from agent_runtime.sdk.functions import Target
 
 from .backends.base import AllocResult, Backend, Dispatch
@@ -41,15 +42,6 @@ from .warm_pool import WarmPool
 CHUNKS_PER_WORKER = 4
 MAX_CHUNK = 5000
 WARM_MAX_CHUNK = 16  # inputs per request to a warm worker: each request is ~0.5 ms, so keep the balance fine
-
-
-def remote_exception(o: Outcome) -> BaseException:
-    """The exception an outcome carries, with the remote traceback attached as a note."""
-    exc = o.exc if o.exc is not None else RemoteError(f"{o.exc_type}: {o.exc_repr}")
-    if o.traceback and not getattr(exc, "__modalc_traceback__", None):
-        exc.__modalc_traceback__ = o.traceback  # type: ignore[attr-defined]
-        exc.add_note("Remote traceback (from the allocation):\n" + o.traceback.rstrip("\n"))
-    return exc
 
 
 def _serves_web(fn: FunctionJob) -> bool:
@@ -243,6 +235,18 @@ class Invoker:
                 batcher = self._batchers[key] = Batcher(lambda items: self._run(target, items), wait_s=wait_ms / 1000,
                                                         size=fn.group_size(target.method))
         return batcher.submit(item)
+
+    # -- for the call broker (calls made inside the run's allocations, compiler/call_broker.py) ----------
+    def function(self, target: Target) -> FunctionJob:
+        """The job a call to ``target`` dispatches (a deployed app's function looked up once)."""
+        return self._function(target)
+
+    def concurrency(self, fn: FunctionJob) -> int:
+        """How many allocations of ``fn`` run at once (its ``max_containers``, default the CPU count)."""
+        return self._limits.get(fn.tag) or (os.cpu_count() or 1)
+
+    def nested_web_url(self, target: Target) -> str | None:
+        return self.deployed_web_url(target.app_name or self.compiled.app_name, target.tag)
 
     # -- the SDK's invoker interface ------------------------------------------------
     def call(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -68,6 +68,8 @@ def _task(t: Task) -> dict[str, Any]:
     }
     if t.dispatch_payload_file is not None:
         out["DispatchPayload"] = {"File": t.dispatch_payload_file}
+    if t.identity_file:
+        out["Identity"] = {"File": True}
     if t.volume_mounts:
         out["VolumeMounts"] = [{"Volume": m.volume, "Destination": m.destination, "ReadOnly": m.read_only}
                                for m in t.volume_mounts]

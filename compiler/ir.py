@@ -151,6 +151,9 @@ class Task:
     templates: tuple[Template, ...]
     volume_mounts: tuple[VolumeMount, ...]
     kill_timeout_s: int
+    # identity { file = true }: the task's workload identity in ${NOMAD_SECRETS_DIR}/nomad_token, which
+    # authenticates calls made inside the allocation to the Task API (agent_runtime/nested/nomad_channel.py).
+    identity_file: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,7 @@ from agent_runtime.sdk import _state
 
 from . import preflight, run_secrets
 from .backends.base import Backend
+from .call_broker import CallBroker
 from .client import Invoker
 from .entrypoint_args import parse_entrypoint_args, parse_method_args
 from .errors import UserError
@@ -108,12 +109,18 @@ def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quie
                       compile_variant=variant_compiler(graph, build_options or BuildOptions(mode="run")))
     with run_secrets.published(backend, secret_values, run_id, detach=detach):
         previous = _state.set_invoker(invoker)
+        broker = None
         try:
             with _signals_as_interrupt():
+                if backend.uses_call_broker:  # calls made inside the run's allocations come back here
+                    broker = CallBroker(backend, invoker.function, invoker.concurrency, invoker.nested_web_url)
+                    backend.call_env = broker.env
                 backend.start(compiled, run_id=run_id)
                 yield invoker
         finally:
             _state.set_invoker(previous)
+            if broker is not None:
+                broker.close()  # no new calls from allocations while the run's allocations are stopped
             invoker.close()
             backend.stop(detach=detach)
 

@@ -431,7 +431,7 @@ class WarmPool:
         self._ended(worker, None if worker.ready else self._start_failure(result))
 
     def _start_failure(self, result: AllocResult | None) -> BaseException:
-        from .client import remote_exception
+        from agent_runtime.outcomes import remote_exception
 
         if result is not None and result.result is not None:
             try:

@@ -211,6 +211,8 @@ def test_acl_policy(tmp_path: Path) -> None:
     text = policy.read_text()
     assert text.endswith(textwrap.dedent('''\
         namespace "prod" {
+          capabilities = ["dispatch-job", "read-job", "read-logs", "read-fs", "alloc-lifecycle"]
+
           variables {
             path "modalc/secrets/db-credentials" {
               capabilities = ["read"]
@@ -218,7 +220,7 @@ def test_acl_policy(tmp_path: Path) -> None:
           }
         }
         '''))
-    assert "nomad acl policy apply -namespace prod -job <job id>" in text
+    assert "nomad acl policy apply -namespace prod -job secrets-volumes-read-report " in text
     formatted = subprocess.run([require_hclfmt(), str(policy)], capture_output=True, check=True).stdout
     assert formatted.decode() == text
     check = modalc(tmp_path, "build", "examples/secrets_volumes.py", "-o", str(out_dir), "--acl-policy",
@@ -226,10 +228,14 @@ def test_acl_policy(tmp_path: Path) -> None:
     assert check.returncode == 0, out(check)
 
 
-def test_acl_policy_not_written_without_secrets(tmp_path: Path) -> None:
+def test_acl_policy_without_secrets_still_grants_nested_calls(tmp_path: Path) -> None:
     result = modalc(tmp_path, "build", "examples/hello.py", "-o", str(tmp_path / "o"), "--acl-policy")
-    assert result.returncode == 0 and "no policy needed" in result.stderr
-    assert not list((tmp_path / "o").glob("*.policy.hcl"))
+    assert result.returncode == 0, out(result)
+    text = (tmp_path / "o" / "hello.policy.hcl").read_text()
+    assert "variables" not in text
+    assert 'capabilities = ["dispatch-job", "read-job", "read-logs", "read-fs", "alloc-lifecycle"]' in text
+    assert "nomad acl policy apply -namespace default -job hello-square" in text
+    assert "modalc-hello-square hello.policy.hcl" in text
 
 
 # -- volumes ---------------------------------------------------------------------------------------------------

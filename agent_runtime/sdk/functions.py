@@ -77,10 +77,16 @@ class Target(Frozen):
 def _invoker() -> Any:
     inv = _state.invoker()
     if inv is None:
-        if not _state.is_local():
+        if not _state.is_local():  # a call from inside an allocation (agent_runtime/nested), set up on first use
+            from ..nested import get_invoker
+
+            inv = get_invoker()
+            if inv is not None:
+                return inv
             raise ExecutionError(
-                "calling another function from inside a running function is not supported by modalc yet; "
-                "call it from the local entrypoint instead"
+                "this allocation has no channel for calling other functions: on Nomad it needs the Task API "
+                "socket (Nomad >= 1.5) and the task's workload identity (identity { file = true }, which modalc "
+                "emits); on the local backend, run the app with `modalc run`"
             )
         raise ExecutionError(
             "this function is not running in an app: use `modalc run script.py`, "

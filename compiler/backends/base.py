@@ -88,6 +88,12 @@ class Backend(abc.ABC):
         """Bytes of the runtime's stream file from ``offset``, and whether the allocation ended."""
         raise ExecutionError(f"the {self.name} backend does not stream generator output")
 
+    # Calls made inside allocations (agent_runtime/nested): a backend whose allocations cannot dispatch
+    # themselves routes them to the run's call broker (compiler/call_broker.py), whose address and token
+    # the allocations get in their environment (``call_env``). On Nomad they use the Task API instead.
+    uses_call_broker = False
+    call_env: dict[str, str] = {}
+
     # Warm workers (compiler/warm_pool.py): a backend that runs them sets this and implements the two below.
     supports_warm = False
 

@@ -219,6 +219,7 @@ class LocalBackend(Backend):
     name = "local"
     max_payload_bytes = None
     supports_warm = True
+    uses_call_broker = True
 
     def __init__(self, *, sink: LogSink | None = None, keep_allocs: bool = False,
                  ports: dict[str, int] | None = None):
@@ -431,6 +432,7 @@ class LocalBackend(Backend):
             nomad[f"NOMAD_META_{key}"] = value
             nomad[f"NOMAD_META_{key.upper()}"] = value
         env.update(nomad)
+        env.update(self.call_env)  # the run's call broker, for calls made inside the allocation
         env.update({k: interpolate(v, env) for k, v in task.env})
         return env
 

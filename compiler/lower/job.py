@@ -187,6 +187,7 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
         templates=templates,
         volume_mounts=mounts,
         kill_timeout_s=KILL_TIMEOUT_S,
+        identity_file=True,  # every function may call others (the Task API always needs a credential)
     )
     group = Group(
         name=re.sub(r"[^A-Za-z0-9_-]", "-", node.tag),

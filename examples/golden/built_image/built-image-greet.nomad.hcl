@@ -40,6 +40,10 @@ job "built-image-greet" {
         file = "call.pkl"
       }
 
+      identity {
+        file = true
+      }
+
       env {
         MODALC_IMAGE        = "45974d83cbd34410"
         MODALC_IN_CONTAINER = "1"

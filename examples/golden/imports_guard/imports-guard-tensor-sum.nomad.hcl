@@ -40,6 +40,10 @@ job "imports-guard-tensor-sum" {
         file = "call.pkl"
       }
 
+      identity {
+        file = true
+      }
+
       env {
         MODALC_IMAGE        = "323c01a89edfae14"
         MODALC_IN_CONTAINER = "1"

@@ -40,6 +40,10 @@ job "model-class-Model" {
         file = "call.pkl"
       }
 
+      identity {
+        file = true
+      }
+
       env {
         MODALC_IMAGE        = "0257b6940541c842"
         MODALC_IN_CONTAINER = "1"

@@ -40,6 +40,10 @@ job "etl-pipeline-extract" {
         file = "call.pkl"
       }
 
+      identity {
+        file = true
+      }
+
       env {
         MODALC_IMAGE        = "0257b6940541c842"
         MODALC_IN_CONTAINER = "1"

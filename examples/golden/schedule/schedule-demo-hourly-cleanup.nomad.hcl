@@ -37,6 +37,10 @@ job "schedule-demo-hourly-cleanup" {
         args    = ["-m", "agent_runtime", "--code", "${NOMAD_TASK_DIR}/code", "--module", "schedule", "--qualname", "hourly_cleanup", "--result-dir", "${NOMAD_ALLOC_DIR}/data", "--timeout", "300", "--no-input"]
       }
 
+      identity {
+        file = true
+      }
+
       env {
         MODALC_IMAGE        = "0257b6940541c842"
         MODALC_IN_CONTAINER = "1"

@@ -46,6 +46,10 @@ job "secrets-volumes-read-report" {
         file = "call.pkl"
       }
 
+      identity {
+        file = true
+      }
+
       env {
         MODALC_IMAGE        = "0257b6940541c842"
         MODALC_IN_CONTAINER = "1"

@@ -48,6 +48,10 @@ job "web-greet" {
         ports   = ["http"]
       }
 
+      identity {
+        file = true
+      }
+
       env {
         MODALC_IMAGE        = "db0e3efed8cb8385"
         MODALC_IN_CONTAINER = "1"
