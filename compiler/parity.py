@@ -69,6 +69,23 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "wsgi_app": (BECOMES, "a Nomad service job with a port, service and check"),
 }
 
+# Public methods of real Modal's ``App`` the compat SDK's App does not have: all refused.
+APP_MEMBERS: dict[str, tuple[str, str]] = {
+    name: (REFUSED, why) for name, why in {
+        "app_id": "a deployed app's ID on Modal's server",
+        "get_dashboard_url": "Modal's web dashboard; use the Nomad UI",
+        "get_tags": "Modal app tags; use Nomad job meta",
+        "set_tags": "Modal app tags; use Nomad job meta",
+        "info": "Modal's app registry; use `nomad job status`",
+        "logs": "Modal's log service; use `nomad alloc logs`",
+        "lookup": "Modal's app registry; use `modalc deploy` and `Function.from_name`",
+        "registered_web_endpoints": "not in the compat SDK (its web functions are in `registered_functions`)",
+        "sandboxes": "sandboxes live in Modal's cloud",
+        "stats": "Modal's app statistics; use Nomad's job summary",
+        "stop": "Modal's app registry; use `nomad job stop`",
+    }.items()
+}
+
 BEGIN, END = "<!-- parity-table: begin (generated from compiler/parity.py) -->", "<!-- parity-table: end -->"
 
 
@@ -87,4 +104,7 @@ def render_markdown() -> str:
              f"equivalent, {c[NO_EFFECT]} are accepted without effect, {c[REFUSED]} are refused.", "",
              "| `modal.` name | status | on Nomad / reason |", "|---|---|---|"]
     lines += [f"| `{name}` | {status} | {note} |" for name, (status, note) in sorted(TOP_LEVEL.items())]
+    lines += ["", "Methods of real Modal's `App` that modalc's `App` does not have:", "",
+              "| `App.` method | status | reason |", "|---|---|---|"]
+    lines += [f"| `{name}` | {status} | {note} |" for name, (status, note) in sorted(APP_MEMBERS.items())]
     return "\n".join([*lines, "", END])

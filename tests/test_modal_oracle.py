@@ -66,6 +66,51 @@ def test_every_public_name_of_real_modal_is_mapped(real_all: list[str]) -> None:
     assert not stale, f"rows of compiler/parity.py that {_pin()} does not export: {stale}"
 
 
+@pytest.fixture(scope="module")
+def real_app() -> ast.ClassDef:
+    with zipfile.ZipFile(_wheel()) as whl:
+        tree = ast.parse(whl.read("modal/app.py").decode())
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "_App"]
+    return cls
+
+
+def _methods(cls: ast.ClassDef) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    return {f.name: f for f in cls.body if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+            and not f.name.startswith("_")}
+
+
+def test_every_public_method_of_real_app_is_implemented_or_mapped(real_app: ast.ClassDef) -> None:
+    from agent_runtime.sdk.app import App
+
+    app = App("oracle")
+    missing = sorted(n for n in _methods(real_app) if not hasattr(app, n) and n not in parity.APP_MEMBERS)
+    assert not missing, f"methods of {_pin()}'s App neither in modalc's App nor in parity.APP_MEMBERS: {missing}"
+    stale = sorted(n for n in parity.APP_MEMBERS if n not in _methods(real_app) or hasattr(app, n))
+    assert not stale, f"parity.APP_MEMBERS rows that are implemented or not in {_pin()}: {stale}"
+
+
+@pytest.mark.parametrize("method, known", [("function", "FUNCTION_KEYWORDS"), ("cls", "CLS_KEYWORDS")])
+def test_every_keyword_of_real_app_decorators_is_known(real_app: ast.ClassDef, method: str, known: str) -> None:
+    from agent_runtime.sdk import _options
+
+    real = [a.arg for a in _methods(real_app)[method].args.kwonlyargs if not a.arg.startswith("_")]
+    unknown = sorted(set(real) - getattr(_options, known))
+    assert not unknown, f"keywords of {_pin()}'s App.{method} the compat SDK does not know: {unknown}"
+
+
+def test_local_entrypoint_keywords_and_defaults_match(real_app: ast.ClassDef) -> None:
+    import inspect
+
+    from agent_runtime.sdk.app import App
+
+    args = _methods(real_app)["local_entrypoint"].args
+    real = {a.arg: ast.literal_eval(d) if d is not None else inspect.Parameter.empty
+            for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)}
+    mine = {k: p.default for k, p in inspect.signature(App.local_entrypoint).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert mine == real
+
+
 def test_a_name_mapped_as_working_is_in_the_compat_sdk() -> None:
     from agent_runtime.sdk.binding import bind_modal
     from agent_runtime.sdk.cloud import CloudOnly
