@@ -69,7 +69,26 @@ def _user_frames(tb: Any, root: str) -> list[traceback.FrameSummary]:
     return frames
 
 
-def _import_error(exc: BaseException, script: str, root: str) -> UserError:
+def _relative_import_hint(script: str, root: str) -> str:
+    """`modalc run -m pkg.mod`, for a script inside a package run as a file (as `modal run` has it)."""
+    parts = [os.path.splitext(os.path.basename(script))[0]]
+    folder = os.path.dirname(script)
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parts.insert(0, os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    if len(parts) == 1:
+        return "a script run by its path is a top-level module; relative imports need a package and `-m`"
+    return (f"a script run by its path is a top-level module, as with `modal run`; run it as a module "
+            f"from {short_path(folder) or '.'}: `modalc run -m {'.'.join(parts)}`")
+
+
+def _import_error(exc: BaseException, script: str, root: str, ref: ImportRef | None = None) -> UserError:
+    if (isinstance(exc, ImportError) and ref is not None and not ref.use_module_mode
+            and "no known parent package" in str(exc)):
+        frames = _user_frames(exc.__traceback__, root)
+        location = (frames[-1].filename, frames[-1].lineno or 0) if frames else (script, 0)
+        return UserError(f"relative import in {short_path(script)}: {exc}", location=location,
+                         hint=_relative_import_hint(script, root))
     if isinstance(exc, SyntaxError) and exc.filename:
         line = (exc.text or "").rstrip("\n")
         caret = " " * max((exc.offset or 1) - 1 - (len(line) - len(line.lstrip())), 0) + "^"
@@ -136,9 +155,12 @@ def load(ref: ImportRef) -> LoadedScript:
                             hint="give the path of a Python script that defines a modal.App")
         root = os.path.dirname(script_path)
         module_name = os.path.splitext(os.path.basename(script_path))[0]
-        if not module_name.isidentifier():
-            raise UserError(f"{ref.file_or_module}: the file name must be a valid Python module name",
-                            hint="rename the script, e.g. with underscores instead of dashes")
+        # As `modal run` does (modal/cli/import_refs.py, import_file_or_module): a script is imported by its
+        # file name, dashes and all (`long-training.py` is module `long-training`), from its own folder;
+        # only a further period is refused, since the importer would read it as a package path.
+        if "." in module_name:
+            raise UserError(f"{ref.file_or_module}: the file name must not contain a period besides `.py`",
+                            hint="rename the script, e.g. `train_v2.py` instead of `train.v2.py`")
 
     _purge_modules_under(root)
     if root not in sys.path:
@@ -157,7 +179,7 @@ def load(ref: ImportRef) -> LoadedScript:
                 spec.loader.exec_module(module)
         except (Exception, SystemExit) as exc:
             sys.modules.pop(module_name, None)
-            raise _import_error(exc, script_path, root) from None
+            raise _import_error(exc, script_path, root, ref) from None
     messages = tuple(
         f"{short_path(w.filename)}:{w.lineno}: {w.category.__name__}: {w.message}"
         for w in caught

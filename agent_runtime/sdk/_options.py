@@ -24,7 +24,7 @@ FUNCTION_KEYWORDS: frozenset[str] = frozenset(
         "cloud_bucket_mounts", "mounts",
     }
 )
-CLS_KEYWORDS: frozenset[str] = FUNCTION_KEYWORDS - {"is_generator", "schedule", "name", "serialized"}
+CLS_KEYWORDS: frozenset[str] = FUNCTION_KEYWORDS - {"is_generator", "schedule", "name"}  # Modal 1.6 takes serialized=
 
 # Modal 0.x names that 1.x still understands with a deprecation warning.
 DEPRECATED_KEYWORDS: dict[str, str] = {

@@ -3,7 +3,8 @@
 Runs on the client. ``modal.Cron`` keeps its expression and time zone;
 ``modal.Period`` becomes a cron expression only when one expresses it
 exactly (Nomad's periodic jobs have no interval form), otherwise it is an
-error that says so. Note: a cron-expressed Period fires on clock
+error that says so. A sub-minute Period uses the seconds field of Nomad's
+7-field cron form. Note: a cron-expressed Period fires on clock
 boundaries, not counted from the deploy time as Modal's does.
 """
 
@@ -122,7 +123,14 @@ def period_to_cron(period: Period, location: tuple[str, int]) -> str:
         if minutes < 60 and 60 % minutes == 0:
             return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
         raise fail(f"{minutes} minutes does not divide an hour")
-    raise fail("Nomad's periodic jobs run at most once a minute")
+    if total < 60 and 60 % total == 0:
+        # hashicorp/cronexpr (cronexpr.go, Parse) reads a seconds field only in a 7-field expression:
+        # second minute hour day-of-month month day-of-week year; Nomad validates a periodic spec with
+        # cronexpr.Parse alone (nomad/structs/structs.go, PeriodicConfig.Validate), with no minimum interval.
+        return "* * * * * * *" if total == 1 else f"*/{total} * * * * * *"
+    if total < 60:
+        raise fail(f"{total} seconds does not divide a minute")
+    raise fail(f"{total} seconds is not a whole number of minutes")
 
 
 def _describe(period: Period) -> str:
