@@ -263,7 +263,7 @@ def test_lost_and_gced_allocations(nomad_double: NomadDouble) -> None:
         r = requests.get(f"{nomad_double.address}/v1/client/fs/cat/{done['ID']}", params={"path": "alloc"})
         assert r.status_code == 404 and "Unknown allocation" in r.text
         r = requests.get(f"{nomad_double.address}/v1/client/fs/cat/nope", params={"path": "alloc"})
-        assert r.status_code == 404 and r.text == "alloc not found"
+        assert r.status_code == 404 and r.text == 'unknown alloc ID "nope"'  # nomad/client_fs_endpoint.go
 
 
 def test_variables_cas(nomad_double: NomadDouble) -> None:

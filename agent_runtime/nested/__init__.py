@@ -6,9 +6,10 @@ nothing at start-up. The channel is chosen from the task's environment:
 
 * ``MODALC_CALLS_URL`` and ``MODALC_CALLS_TOKEN`` (the local backend): the run's call broker on the client
   (``compiler/call_broker.py``), which dispatches each call as an allocation like any other;
-* ``${NOMAD_SECRETS_DIR}/api.sock`` (on Nomad): the Task API of the local Nomad agent, authenticated with the
-  task's workload identity (``${NOMAD_SECRETS_DIR}/nomad_token``); a call is a dispatch of one of the app's
-  parameterized jobs (``nomad_channel.py``).
+* on Nomad (not finished): ``${NOMAD_SECRETS_DIR}/api.sock``, the Task API of the local Nomad agent,
+  authenticated with the task's workload identity (``${NOMAD_SECRETS_DIR}/nomad_token``; ``taskapi.py`` is
+  its client); a call will be a dispatch of one of the app's parameterized jobs. Until then there is no
+  channel on Nomad and the SDK says so.
 
 Either way the calling allocation only handles opaque payloads and its own calls' results: it builds each
 call envelope, and it unpickles only the results of the calls it made.
@@ -50,9 +51,6 @@ def _from_environment() -> NestedInvoker | None:
         from .broker_channel import BrokerChannel
 
         return NestedInvoker(BrokerChannel(url, os.environ.get(CALLS_TOKEN_ENV, "")), app_name)
-    secrets_dir = os.environ.get("NOMAD_SECRETS_DIR") or ""
-    if secrets_dir and os.path.exists(os.path.join(secrets_dir, TASK_API_SOCKET)):
-        from .nomad_channel import NomadChannel
-
-        return NestedInvoker(NomadChannel.from_environment(), app_name)
+    # On Nomad the channel will be the Task API (taskapi.py) with the task's workload identity; until it
+    # is finished there is no channel there, and the SDK says so.
     return None

@@ -84,9 +84,9 @@ def _invoker() -> Any:
             if inv is not None:
                 return inv
             raise ExecutionError(
-                "this allocation has no channel for calling other functions: on Nomad it needs the Task API "
-                "socket (Nomad >= 1.5) and the task's workload identity (identity { file = true }, which modalc "
-                "emits); on the local backend, run the app with `modalc run`"
+                "this allocation has no channel for calling other functions: calls from inside a running "
+                "function work on the local backend (`modalc run` with no cluster configured); on Nomad they "
+                "are not supported by modalc yet (the Task API channel is unfinished)"
             )
         raise ExecutionError(
             "this function is not running in an app: use `modalc run script.py`, "

@@ -54,9 +54,10 @@ from ..lower.warm import CALL_PREFIX as WARM_CALL_PREFIX
 from ..lower.warm import TOKEN_VAR_FORMAT, warm_from_meta
 from .base import AllocResult, Backend, Dispatch
 from .local import LogSink
-from .nomad_api import NomadAPI, NomadError, NomadNotFound, NomadSettings
+from .nomad_api import NomadAPI, NomadError, NomadNotFound, NomadSettings, NomadTaskNotStarted
 
 DEFAULT_PLACEMENT_TIMEOUT = 300.0
+PLACEMENT_CHECK_S = 2  # while a call is unplaced, its evaluation is read this often
 STDERR_LIVE_AFTER_S = 1.0  # a call running longer gets its stderr followed live (one more request)
 # A generator's values are read with fs/readat; with nothing new, a blocking query on the allocation
 # waits for news: briefly while values flow, doubling up to a second while the generator is quiet.
@@ -348,13 +349,18 @@ class NomadBackend(Backend):
         if call.alloc is not None:
             return call.alloc, ""
         allocs, index = self.api.job_allocations(call.child)
-        why = ""
+        why = told = ""
         while not allocs:
             remaining = call.started + self.placement_timeout - time.monotonic()
             why = self._placement_problem(call) or why
+            if why and why != told:  # as `nomad job run` does: say at once why it waits, and when that changes
+                self.sink.line(call.tag, f"waiting for placement: {why}", sys.stderr)
+                told = why
             if remaining <= 0:
                 return None, why or "no allocation was placed"
-            allocs, index = self.api.job_allocations(call.child, index=index, wait=f"{max(1, int(remaining))}s")
+            # Short blocking queries, so the evaluation's verdict is read within seconds of being known.
+            wait = max(1, min(int(remaining), PLACEMENT_CHECK_S))
+            allocs, index = self.api.job_allocations(call.child, index=index, wait=f"{wait}s")
         call.alloc = max(allocs, key=lambda a: a.get("CreateIndex", 0))
         call.index = index
         call.status = call.alloc.get("ClientStatus", "")
@@ -424,8 +430,23 @@ class NomadBackend(Backend):
         try:
             self.api.logs(alloc_id, TASK_NAME, "stderr", offset=0)
             return False
+        except NomadTaskNotStarted:  # the task never started (e.g. a driver failure): there, not collected
+            return False
         except NomadNotFound:
             return True
+
+    def _await_start(self, alloc_id: str) -> bool:
+        """After a log read answered "not started yet": block (queries on the allocation) until the task
+        has started (True) or the allocation ended without starting it (False)."""
+        index = None
+        while True:
+            full = self.api.allocation(alloc_id, index=index, wait="60s")
+            state = (full.get("TaskStates") or {}).get(TASK_NAME) or {}
+            if state.get("StartedAt") and not str(state["StartedAt"]).startswith("0001-"):
+                return True
+            if full.get("ClientStatus") not in ("pending", "running"):
+                return False
+            index = int(full.get("ModifyIndex") or 0)
 
     def _terminal(self, call: _Call, alloc_id: str) -> dict[str, Any]:
         """The full allocation, once it is terminal (blocking queries)."""
@@ -469,6 +490,8 @@ class NomadBackend(Backend):
             return True
         try:
             err.feed(self.api.logs(alloc_id, TASK_NAME, "stderr"))
+        except NomadTaskNotStarted:
+            return False  # it never started: no stderr
         except NomadNotFound:
             return True
         err.close()
@@ -484,6 +507,9 @@ class NomadBackend(Backend):
                         offset += len(chunk)
                         lines.feed(chunk)
                     return False
+                except NomadTaskNotStarted:  # an image pull, a busy node: wait for the task, not a GC
+                    if not self._await_start(alloc_id):
+                        return False
                 except NomadNotFound:
                     return True
                 except NomadError:

@@ -52,6 +52,31 @@ class NomadNotFound(NomadError):
     """Nomad answered 404 (no such job, allocation, variable, or a garbage-collected allocation)."""
 
 
+class NomadNoSuchFile(NomadNotFound):
+    """The allocation is there but the file is not. Nomad answers **400** ``stat <path>: no such file or
+    directory`` (client/fs_endpoint.go ``stream``: an ``fs.Stat`` error is sent with http.StatusBadRequest;
+    ``cat`` and ``readat`` are ``FileSystem.Stream`` since Nomad 0.8: command/agent/fs_endpoint.go)."""
+
+
+class NomadTaskNotStarted(NomadError):
+    """404 ``task "main" not started yet. No logs available`` (client/fs_endpoint.go ``logs``:
+    ``taskState.StartedAt.IsZero()``): the allocation exists and may still start (an image pull, a busy
+    node). Never a garbage-collected allocation, which is 404 ``Unknown allocation "<id>"`` (client) or
+    ``unknown alloc ID "<id>"`` (server, nomad/client_fs_endpoint.go)."""
+
+
+def fs_error(status: int, text: str, what: str) -> NomadError | None:
+    """The exception for a /v1/client/fs answer that is not a plain failure, matched on Nomad's texts."""
+    low = text.lower()
+    if "not started yet" in low:
+        return NomadTaskNotStarted(f"Nomad: {what}: the task has not started yet ({text})")
+    if "no such file or directory" in low:
+        return NomadNoSuchFile(f"Nomad: {what}: no such file ({text})")
+    if status == 404:
+        return NomadNotFound(f"Nomad: {what}: not found ({text})")
+    return None
+
+
 class NomadConflict(NomadError):
     """A check-and-set write lost (409); ``current`` is the variable Nomad holds now."""
 
@@ -204,9 +229,10 @@ class NomadAPI:
                                 hint=TOKEN_HINT if self.settings.token else
                                 "no token was sent: " + TOKEN_HINT) from None
             except nomad_exc.BadRequestNomadException as exc:
-                raise UserError(f"Nomad rejected {what}: {_text(exc)}") from None
+                text = _text(exc)
+                raise (fs_error(400, text, what) or UserError(f"Nomad rejected {what}: {text}")) from None
             except nomad_exc.URLNotFoundNomadException as exc:
-                raise NomadNotFound(f"Nomad: {what}: not found ({_text(exc)})") from None
+                raise (fs_error(404, _text(exc), what) or NomadNotFound(what)) from None
             except nomad_exc.VariableConflict as exc:
                 current = _json(exc)
                 raise NomadConflict(f"Nomad: {what}: check-and-set conflict (409)", current=current) from None
@@ -366,8 +392,10 @@ class NomadAPI:
         with resp:
             if resp.status_code == 403:
                 raise UserError("Nomad refused the token (403 Permission denied)", hint=TOKEN_HINT)
-            if resp.status_code == 404:
-                raise NomadNotFound(f"Nomad: {what}: not found ({resp.text.strip()})")
+            if resp.status_code in (400, 404):
+                error = fs_error(resp.status_code, resp.text.strip(), what)
+                if error is not None:
+                    raise error
             if resp.status_code != 200:
                 raise NomadError(f"Nomad: {what} failed ({resp.status_code}): {resp.text.strip()[:200]}")
             try:

@@ -177,6 +177,7 @@ class NomadDouble:
         self.token = token
         self.faults = Faults()
         self.nodes_have_gpu = nodes_have_gpu
+        self.task_start_delay = 0.0  # seconds between "Received" and "Started" (an image pull, simulated)
         if extra_env is None:
             extra_env = {k: os.environ[k] for k in ("PATH", "PYTHONPATH") if k in os.environ}
         self.extra_env = extra_env
@@ -554,6 +555,9 @@ class NomadDouble:
                                                    FailsTask=True, SetupError=exc.message),
                                  State="dead", Failed=True, FinishedAt=_rfc3339())
                 continue
+            if self.task_start_delay:  # a docker image pull or a busy node: the task starts late
+                self._task_event(aid, name, _event("Driver", "Downloading image"))
+                time.sleep(self.task_start_delay)
             files = [open(adir / "alloc" / "logs" / f"{name}.stdout.0", "ab"),  # noqa: SIM115
                      open(adir / "alloc" / "logs" / f"{name}.stderr.0", "ab")]  # noqa: SIM115
             with self._cond:
@@ -675,6 +679,24 @@ class NomadDouble:
         t = threading.Thread(target=self._kill, args=(aid,), daemon=True)
         self._threads.append(t)
         t.start()
+
+    def provide_gpus(self) -> None:
+        """Capacity appears (a GPU node joins): blocked evaluations are unblocked and place what they hold,
+        as Nomad's blocked-evals tracker does when a node's capacity changes (nomad/blocked_evals.go)."""
+        with self._cond:
+            self.nodes_have_gpu = True
+            for ev in list(self.evals.values()):
+                if ev["Status"] != "blocked":
+                    continue
+                job = self.jobs.get((ev["Namespace"], ev["JobID"]))
+                if job is not None:
+                    for name, count in (ev.get("QueuedAllocations") or {}).items():
+                        tg = next(g for g in job["TaskGroups"] if g["Name"] == name)
+                        for i in range(count):
+                            self._place(job, tg, i, ev["ID"])
+                ev["Status"] = "complete"
+                ev["ModifyIndex"] = self._bump()
+            self._cond.notify_all()
 
     def lose_allocation(self, alloc_id: str) -> None:
         """Simulate the node going down: ClientStatus "lost", its processes killed, no replacement."""
@@ -984,8 +1006,8 @@ class NomadDouble:
     # ------------------------------------------------------------------ client fs
     def _alloc_dir(self, aid: str) -> Path:
         with self._cond:
-            if aid not in self.allocs:
-                raise HTTPError(404, "alloc not found")
+            if aid not in self.allocs:  # the server's answer (nomad/client_fs_endpoint.go)
+                raise HTTPError(404, f'unknown alloc ID "{aid}"')
             if aid in self._gced or not (self.root_dir / aid).exists():
                 raise HTTPError(404, f'Unknown allocation "{aid}"')
         return self.root_dir / aid
@@ -1015,8 +1037,8 @@ class NomadDouble:
         if op not in ("cat", "readat", "ls", "stat"):
             raise HTTPError(404, "Invalid URL or not implemented by the Nomad test double")
         target = self._fs_path(aid, q("path", "/") or "/")
-        if not target.exists():
-            raise HTTPError(404, f"stat {target}: no such file or directory")
+        if not target.exists():  # client/fs_endpoint.go stream: an fs.Stat error is http.StatusBadRequest
+            raise HTTPError(400, f"stat {target}: no such file or directory")
         if op == "ls":
             if not target.is_dir():
                 raise HTTPError(400, f"{q('path')} is not a directory")
@@ -1046,6 +1068,8 @@ class NomadDouble:
         with self._cond:
             if task not in self.allocs[aid]["TaskStates"]:
                 raise HTTPError(400, f'unknown task name "{task}"')
+            if not self.allocs[aid]["TaskStates"][task].get("StartedAt"):  # client/fs_endpoint.go logs
+                raise HTTPError(404, f'task "{task}" not started yet. No logs available')
         path = adir / "alloc" / "logs" / f"{task}.{type_}.0"
         try:
             offset = int(q("offset") or "0")
