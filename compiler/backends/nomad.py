@@ -510,6 +510,7 @@ class NomadBackend(Backend):
                 except NomadTaskNotStarted:  # an image pull, a busy node: wait for the task, not a GC
                     if not self._await_start(alloc_id):
                         return False
+                    time.sleep(0.2)  # the client may report the start before its log endpoint sees it: no spin
                 except NomadNotFound:
                     return True
                 except NomadError:
