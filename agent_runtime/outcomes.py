@@ -151,3 +151,20 @@ class _Pickled:
 def result_body(outcomes: list[bytes]) -> list[Any]:
     """What to pass as the body of the result envelope: unpickles to ``list[Outcome]``."""
     return [_Pickled(data) for data in outcomes]
+
+
+def call_outcomes(tag: str, result: bytes | None, why: str, n_inputs: int) -> list[Outcome]:
+    """The outcomes of one call's ``n_inputs`` inputs, read from its result (the client's, or a calling
+    allocation's own call); without a readable result of that length, each is an ExecutionError saying ``why``."""
+    from .protocol import ProtocolError, decode
+    from .sdk.exception import ExecutionError  # not at import: this module is on the allocation's start-up path
+
+    if result is not None:
+        try:
+            _, outcomes = decode(result)
+        except ProtocolError as exc:
+            raise ExecutionError(f"{tag}: unreadable result from the allocation: {exc}") from None
+        if len(outcomes) == n_inputs:
+            return list(outcomes)
+    error = ExecutionError(f"{tag}: {why}")
+    return [Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=str(error)) for _ in range(n_inputs)]

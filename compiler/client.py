@@ -27,8 +27,8 @@ from functools import partial
 from typing import Any
 
 from agent_runtime import protocol
-from agent_runtime.outcomes import remote_exception
-from agent_runtime.protocol import Call, Outcome, ProtocolError
+from agent_runtime.outcomes import call_outcomes, remote_exception
+from agent_runtime.protocol import Call, Outcome
 from agent_runtime.sdk.exception import ExecutionError
 from agent_runtime.sdk.functions import Target
 
@@ -176,16 +176,8 @@ class Invoker:
         return self._outcomes(fn, result, n_inputs)
 
     def _outcomes(self, fn: FunctionJob, result: AllocResult, n_inputs: int) -> list[Outcome]:
-        if result.result is not None:
-            try:
-                _, outcomes = protocol.decode(result.result)
-            except ProtocolError as exc:
-                raise ExecutionError(f"{fn.tag}: unreadable result from the allocation: {exc}") from None
-            if len(outcomes) == n_inputs:
-                return list(outcomes)
         why = result.failure or f"the allocation exited with code {result.exit_code} without a result"
-        error = ExecutionError(f"{fn.tag}: {why}")
-        return [Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=str(error)) for _ in range(n_inputs)]
+        return call_outcomes(fn.tag, result.result, why, n_inputs)
 
     def _warm_pool(self, fn: FunctionJob, target: Target) -> WarmPool | None:
         """The warm pool serving ``fn`` (with ``target``'s class parameters), created on first use."""

@@ -18,13 +18,14 @@ import math
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from itertools import chain, islice
 
 from .. import protocol
-from ..outcomes import remote_exception
-from ..protocol import Call, Outcome, ProtocolError
+from ..outcomes import call_outcomes, remote_exception
+from ..protocol import Call, Outcome
 from ..sdk.exception import ExecutionError
 
 TYPE_CHECKING = False
@@ -53,32 +54,37 @@ class Ended:
         self.failure = failure
 
 
-class Channel:
+class Channel(ABC):
     """Where an allocation's calls go. Handles are the channel's dispatch IDs (``fc-<handle>`` is the call ID)."""
 
     name = "channel"
     max_payload: int | None = None  # largest call envelope one dispatch carries (Nomad: 16384 bytes)
     min_chunk = 1  # fewest inputs worth one dispatch of a .map chunk
 
+    @abstractmethod
     def dispatch(self, target: Target, payload: bytes, *, keep: bool = False) -> str:
         """Start one allocation of ``target``'s function; ``keep``: its result may be read more than once
         (a spawned call, which ``FunctionCall.from_id`` can read from elsewhere)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def wait(self, handle: str, timeout: float | None) -> Ended | None:
         """Block until the allocation ends (None when ``timeout`` passed first)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def read_stream(self, handle: str, offset: int) -> tuple[bytes, bool]:
         """A generator's stream bytes from ``offset``, and whether the allocation ended."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def cancel(self, handle: str) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def web_url(self, app_name: str, tag: str) -> str | None:
         """The address of web function ``tag`` of app ``app_name`` (None: not a web function)."""
-        raise NotImplementedError
+        ...
 
     def concurrency(self, target: Target) -> int:
         """How many dispatches of ``target``'s function a .map keeps running at once."""
@@ -148,15 +154,8 @@ class NestedInvoker:
         return self._chunk_payloads(target, chunk[:mid]) + self._chunk_payloads(target, chunk[mid:])
 
     def _outcomes(self, target: Target, ended: Ended, n_inputs: int) -> list[Outcome]:
-        if ended.result is not None:
-            try:
-                _, outcomes = protocol.decode(ended.result)
-            except ProtocolError as exc:
-                raise ExecutionError(f"{target.tag}: unreadable result from the allocation: {exc}") from None
-            if len(outcomes) == n_inputs:
-                return list(outcomes)
-        error = ExecutionError(f"{target.tag}: {ended.failure or 'the allocation ended without a result'}")
-        return [Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=str(error)) for _ in range(n_inputs)]
+        return call_outcomes(target.tag, ended.result, ended.failure or "the allocation ended without a result",
+                             n_inputs)
 
     def _run(self, target: Target, payload: bytes, n_inputs: int) -> list[Outcome]:
         handle = self.channel.dispatch(target, payload)
