@@ -20,6 +20,7 @@ from typing import Any
 from .backends.local import LogSink
 from .backends.nomad import explain_placement, purge_jobs
 from .backends.nomad_api import NomadAPI, NomadNotFound
+from .backends.nomad_logs import TaskEnd, follow_log
 from .emit_json import job_dict
 from .errors import UserError
 from .ir import TASK_NAME, CompiledApp
@@ -244,13 +245,19 @@ def app_logs(api: NomadAPI, app_name: str, echo: Echo, follow: bool = False) -> 
 
 
 def _follow(api: NomadAPI, alloc_id: str, tag: str, sink: LogSink) -> None:
+    """Print one allocation's stdout live until its task has ended, then its stderr."""
     buf = b""
+
+    def feed(chunk: bytes) -> None:
+        nonlocal buf
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            sink.line(tag, line.decode("utf-8", "replace"), sys.stdout)
+
+    end = TaskEnd(api, alloc_id, wait_s=300)
     try:
-        for chunk in api.follow_logs(alloc_id, TASK_NAME, "stdout"):
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                sink.line(tag, line.decode("utf-8", "replace"), sys.stdout)
+        follow_log(api, alloc_id, TASK_NAME, "stdout", feed, end)
         if buf:
             sink.line(tag, buf.decode("utf-8", "replace"), sys.stdout)
         err = api.logs(alloc_id, TASK_NAME, "stderr")
@@ -258,3 +265,5 @@ def _follow(api: NomadAPI, alloc_id: str, tag: str, sink: LogSink) -> None:
             sink.line(tag, text, sys.stderr)
     except Exception as exc:  # a follower thread reports and ends
         sink.line(tag, f"(log stream ended: {exc})", sys.stderr)
+    finally:
+        end.cancel()

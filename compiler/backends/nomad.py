@@ -6,15 +6,18 @@ ID (``<app>-<run>-<function>``, meta ``modalc_ephemeral = "true"`` and
 dispatch carrying an idempotency token (``<run id>-<call id>``), so a retried
 request never runs a call twice.
 
-HTTP requests per call (the happy path, five):
+HTTP requests per call (the happy path, about eight):
 
 1. ``POST /v1/job/<parent>/dispatch`` (idempotency token, retried on 5xx);
 2. ``GET /v1/job/<child>/allocations`` - then, while nothing is placed, blocking
    queries (``?index=&wait=``) on the same path, with the evaluation read to
    explain a placement failure (``FailedTGAllocs``, blocked evaluation);
 3. ``GET /v1/client/fs/logs/<alloc>?follow=true&plain=true&type=stdout`` - one
-   streaming request that prints stdout live, ``[function]``-prefixed, and ends
-   when the task is dead (it doubles as the wait: no polling);
+   streaming request that prints stdout live, ``[function]``-prefixed. Nomad keeps
+   it open after the task ended (hashicorp/nomad#18369), so beside it blocking
+   queries on ``GET /v1/allocation/<id>?index=`` (usually two: running, then
+   complete) tell the end, the stream is shut down and the rest of the log read
+   once without following (compiler/backends/nomad_logs.py): no polling;
 4. ``GET /v1/client/fs/logs/<alloc>?type=stderr`` once, after the task ended;
    a task still running after ``STDERR_LIVE_AFTER_S`` gets its stderr followed
    live instead (one more streaming request, only for calls that long);
@@ -54,7 +57,8 @@ from ..lower.warm import CALL_PREFIX as WARM_CALL_PREFIX
 from ..lower.warm import TOKEN_VAR_FORMAT, warm_from_meta
 from .base import AllocResult, Backend, Dispatch
 from .local import LogSink
-from .nomad_api import NomadAPI, NomadError, NomadNotFound, NomadSettings, NomadTaskNotStarted
+from .nomad_api import NomadAPI, NomadNotFound, NomadRejected, NomadSettings, NomadTaskNotStarted
+from .nomad_logs import TaskEnd, follow_log
 
 DEFAULT_PLACEMENT_TIMEOUT = 300.0
 PLACEMENT_CHECK_S = 2  # while a call is unplaced, its evaluation is read this often
@@ -315,11 +319,26 @@ class NomadBackend(Backend):
             raise UserError("the app run has ended; no more calls can be made")
         parent = self.parents.get(fn.tag) or fn.job.id
         token = f"{self.run_id or 'modalc'}-{call_id}"
-        answer = self.api.dispatch(parent, payload, meta={"modalc_call": call_id}, idempotency_token=token)
+        try:
+            answer = self.api.dispatch(parent, payload, meta={"modalc_call": call_id}, idempotency_token=token)
+        except NomadRejected as exc:
+            raise self._undispatchable(fn, parent, exc) from None
         child = answer["DispatchedJobID"]
         with self._lock:
             self._calls[child] = _Call(child=child, parent=parent, tag=fn.tag, eval_id=answer.get("EvalID") or "")
         return Dispatch(function=fn.tag, dispatch_id=child, call_id=call_id)
+
+    def _undispatchable(self, fn: FunctionJob, parent: str, exc: NomadRejected) -> UserError:
+        """A dispatch Nomad refused: the job was stopped or purged meanwhile (500 ``Specified job "<id>" is
+        stopped`` / ``parameterized job not found``, nomad/job_endpoint.go Dispatch), or something else."""
+        if "is stopped" in exc.text or "parameterized job not found" in exc.text:
+            state = "stopped" if "is stopped" in exc.text else "no longer registered"
+            if parent in self._deployed:
+                return UserError(f"{fn.tag} (job {parent}) cannot be called: it is {state}",
+                                 hint="deploy the app again: modalc deploy <script>")
+            return UserError(f"{fn.tag} cannot be called: its job {parent} is {state} (the run was stopped "
+                             "from outside, e.g. with `modalc app stop` or `nomad job stop`)")
+        return exc
 
     def attach(self, child: str) -> Dispatch:
         """A Dispatch for a child job dispatched elsewhere (FunctionCall.from_id)."""
@@ -350,9 +369,14 @@ class NomadBackend(Backend):
             return call.alloc, ""
         allocs, index = self.api.job_allocations(call.child)
         why = told = ""
+        waited = False
         while not allocs:
             remaining = call.started + self.placement_timeout - time.monotonic()
             why = self._placement_problem(call) or why
+            if waited and self.api.job(call.child) is None:
+                # Nomad lists no allocations for a job it does not have (command/agent/job_endpoint.go
+                # jobAllocations: never a 404), so a child purged from outside is noticed here.
+                return None, f"job {call.child} was stopped and purged before an allocation was placed"
             if why and why != told:  # as `nomad job run` does: say at once why it waits, and when that changes
                 self.sink.line(call.tag, f"waiting for placement: {why}", sys.stderr)
                 told = why
@@ -361,6 +385,7 @@ class NomadBackend(Backend):
             # Short blocking queries, so the evaluation's verdict is read within seconds of being known.
             wait = max(1, min(int(remaining), PLACEMENT_CHECK_S))
             allocs, index = self.api.job_allocations(call.child, index=index, wait=f"{wait}s")
+            waited = True
         call.alloc = max(allocs, key=lambda a: a.get("CreateIndex", 0))
         call.index = index
         call.status = call.alloc.get("ClientStatus", "")
@@ -458,9 +483,12 @@ class NomadBackend(Backend):
             index = int(full.get("ModifyIndex") or 0)
 
     def _print_logs(self, call: _Call, alloc_id: str) -> bool:
-        """Stream stdout until the task ends, and stderr: read once at the end of a short task, followed
-        live once the task has run ``STDERR_LIVE_AFTER_S``. True if the allocation was garbage-collected."""
+        """Stream stdout until the task has ended, and stderr: read once at the end of a short task,
+        followed live once the task has run ``STDERR_LIVE_AFTER_S``. True if the allocation was
+        garbage-collected. The end is the allocation's (``TaskEnd``): Nomad keeps a followed stream open."""
         err = _Lines(call.tag, self.sink, sys.stderr)
+        out = _Lines(call.tag, self.sink, sys.stdout)
+        end = TaskEnd(self.api, alloc_id, index=call.index if call.alloc and call.alloc["ID"] == alloc_id else 0)
         lock = threading.Lock()
         state = {"ended": False, "live": False, "gone": False}
 
@@ -470,22 +498,33 @@ class NomadBackend(Backend):
                     return
                 state["live"] = True
             try:
-                state["gone"] = self._follow(alloc_id, "stderr", err)
+                state["gone"] = follow_log(self.api, alloc_id, TASK_NAME, "stderr", err.feed, end,
+                                           await_start=lambda: self._await_start(alloc_id))
             except ModalcError as exc:  # the result is read all the same; only the log is cut short
                 self.sink.note(f"{call.tag}: stopped following stderr: {exc}")
+            finally:
+                err.close()
 
         timer = threading.Timer(STDERR_LIVE_AFTER_S, live)
         timer.daemon = True
         timer.start()
         try:
-            gone = self._follow(alloc_id, "stdout", _Lines(call.tag, self.sink, sys.stdout))
+            gone = follow_log(self.api, alloc_id, TASK_NAME, "stdout", out.feed, end,
+                              await_start=lambda: self._await_start(alloc_id))
+        except BaseException:
+            end.cancel()
+            raise
         finally:
+            out.close()
             with lock:
                 state["ended"] = True
             timer.cancel()
-        if state["live"]:
-            timer.join()  # the stderr stream ends with the task too
-            return gone or state["gone"]
+        try:
+            if state["live"]:
+                timer.join()  # the stderr stream ends with the task too
+                return gone or state["gone"]
+        finally:
+            end.cancel()
         if gone:
             return True
         try:
@@ -496,30 +535,6 @@ class NomadBackend(Backend):
             return True
         err.close()
         return False
-
-    def _follow(self, alloc_id: str, type_: str, lines: _Lines) -> bool:
-        """Print one log stream until the task ends (resuming after a broken stream); True if gone."""
-        offset, attempts = 0, 0
-        try:
-            while True:
-                try:
-                    for chunk in self.api.follow_logs(alloc_id, TASK_NAME, type_, offset=offset):
-                        offset += len(chunk)
-                        lines.feed(chunk)
-                    return False
-                except NomadTaskNotStarted:  # an image pull, a busy node: wait for the task, not a GC
-                    if not self._await_start(alloc_id):
-                        return False
-                    time.sleep(0.2)  # the client may report the start before its log endpoint sees it: no spin
-                except NomadNotFound:
-                    return True
-                except NomadError:
-                    attempts += 1
-                    if attempts > self.api.retries:
-                        raise
-                    time.sleep(self.api.backoff * attempts)
-        finally:
-            lines.close()
 
     def read_stream(self, dispatch: Dispatch, offset: int) -> tuple[bytes, bool]:
         call = self._call(dispatch)

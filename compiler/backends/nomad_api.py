@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -75,6 +76,70 @@ def fs_error(status: int, text: str, what: str) -> NomadError | None:
     if status == 404:
         return NomadNotFound(f"Nomad: {what}: not found ({text})")
     return None
+
+
+class NomadRejected(UserError):
+    """Nomad refused the request itself (a 400, or one of its server's RPC errors, which it sends as 500):
+    retrying cannot change the answer. ``text`` is Nomad's own message."""
+
+    def __init__(self, message: str, *, text: str = "", **kw: Any):
+        super().__init__(message, **kw)
+        self.text = text
+
+
+# Errors of Nomad's server RPCs carry no HTTP code, so Nomad answers them with **500** and their text
+# (command/agent/http.go ``errCodeFromHandler``: 500 unless an HTTPCodedError, an RPC-coded error, or the
+# "Permission denied" / "ACL token not found" suffixes, which are 403). These texts are answers, not
+# outages; an unknown 500 ("No cluster leader", a lost RPC connection) is still retried.
+RPC_REJECTIONS = (
+    "error occurred:", "errors occurred:",  # job validation (nomad/job_endpoint.go Register/Plan: multierror)
+    "Enforcing job modify index",  # RegisterEnforceIndexErrPrefix, nomad/job_endpoint.go
+    "parameterized job not found", "is not a parameterized job", "is stopped",  # Dispatch
+    "Payload is not provided but required", "Payload provided but forbidden",  # validateDispatchRequest
+    "Payload exceeds maximum size", "unpermitted metadata keys", "did not provide required meta keys",
+    "can't force launch non-periodic job",  # nomad/periodic_endpoint.go Force
+    "ACL token expired", "ACL token is invalid",  # nomad/structs/errors.go, not mapped to 403 by http.go
+    "disabled by the scheduler configuration",  # ErrJobRegistrationDisabled (403 in newer agents)
+    "variables are limited to 64KiB", 'invalid path "', "is a reserved top-level directory path",
+    "is a reserved directory path", "are valid paths under the top-level",  # nomad/structs/variables.go
+)
+
+
+def rejection(status: int, text: str) -> bool:
+    """Whether a 5xx answer of Nomad is one of its server's RPC errors (see RPC_REJECTIONS)."""
+    return status == 500 and any(marker in text for marker in RPC_REJECTIONS)
+
+
+class StreamStop:
+    """Ends a streaming read from another thread: ``stop`` shuts the response's socket down for reading
+    (urllib3's ``HTTPResponse.shutdown``, urllib3 >= 2.3, made to unblock a read in progress), so the
+    reader's loop ends at once; a stream opened after ``stop`` is closed unread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._responses: list[requests.Response] = []
+        self.stopped = False
+
+    def attach(self, resp: requests.Response) -> bool:
+        with self._lock:
+            if not self.stopped:
+                self._responses.append(resp)
+            return not self.stopped
+
+    def detach(self, resp: requests.Response) -> None:
+        with self._lock:
+            if resp in self._responses:
+                self._responses.remove(resp)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            responses, self._responses = self._responses, []
+        for resp in responses:
+            try:
+                resp.raw.shutdown()
+            except (AttributeError, OSError, RuntimeError, ValueError):  # released or closed meanwhile
+                resp.close()
 
 
 class NomadConflict(NomadError):
@@ -224,13 +289,11 @@ class NomadAPI:
             try:
                 return endpoint.request(*parts, method=method, params=dict(query), json=json)  # type: ignore[no-any-return]
             except nomad_exc.URLNotAuthorizedNomadException as exc:
-                _close(exc)
-                raise UserError("Nomad refused the token (403 Permission denied)",
-                                hint=TOKEN_HINT if self.settings.token else
-                                "no token was sent: " + TOKEN_HINT) from None
+                raise self._refused(_text(exc), what) from None
             except nomad_exc.BadRequestNomadException as exc:
                 text = _text(exc)
-                raise (fs_error(400, text, what) or UserError(f"Nomad rejected {what}: {text}")) from None
+                raise (fs_error(400, text, what) or NomadRejected(f"Nomad rejected {what}: {text}", text=text)) \
+                    from None
             except nomad_exc.URLNotFoundNomadException as exc:
                 raise (fs_error(404, _text(exc), what) or NomadNotFound(what)) from None
             except nomad_exc.VariableConflict as exc:
@@ -240,6 +303,10 @@ class NomadAPI:
                 resp = exc.nomad_resp
                 if isinstance(resp, requests.Response):
                     text = _text(exc)
+                    if text.startswith("ACL token"):
+                        raise self._refused(text, what, resp.status_code) from None
+                    if rejection(resp.status_code, text):
+                        raise NomadRejected(f"Nomad rejected {what}: {text}", text=text) from None
                     if resp.status_code < 500:
                         raise NomadError(f"Nomad: {what} failed ({resp.status_code}): {text}") from None
                     last = f"HTTP {resp.status_code}: {text}"
@@ -250,6 +317,19 @@ class NomadAPI:
         tried = f" (tried {attempts} times)" if attempts > 1 else ""
         raise NomadError(f"Nomad: {what} failed{tried}: {last}",
                          hint=f"check that Nomad is reachable at {self.settings.address} (NOMAD_ADDR)")
+
+    def _refused(self, text: str, what: str, status: int = 403) -> UserError:
+        """The error for an ACL refusal. Nomad says which (nomad/structs/errors.go): "ACL token not found"
+        (no such token: revoked, expired or from another cluster), "ACL token expired", or
+        "Permission denied" (the token, or the anonymous policy when none is sent, lacks a capability)."""
+        text = text or "Permission denied"
+        if not self.settings.token:
+            hint = "no token was sent: " + TOKEN_HINT
+        elif text.startswith("ACL token"):
+            hint = "this cluster does not know the token (revoked, expired, or another cluster's): " + TOKEN_HINT
+        else:
+            hint = TOKEN_HINT
+        return UserError(f"Nomad refused {what} ({status} {text})", hint=hint)
 
     # ------------------------------------------------------------------ jobs
     def register(self, job: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,11 +452,15 @@ class NomadAPI:
                           retry=True, what=f"read {type_} of task {task!r} in allocation {alloc_id}")
         return _content(resp)
 
-    def follow_logs(self, alloc_id: str, task: str, type_: str = "stdout", offset: int = 0) -> Iterator[bytes]:
+    def follow_logs(self, alloc_id: str, task: str, type_: str = "stdout", offset: int = 0,
+                    stop: StreamStop | None = None) -> Iterator[bytes]:
         """GET /v1/client/fs/logs/<alloc>?follow=true&plain=true: log bytes as they are written.
 
-        The stream ends when the task is dead. Not retried here: the caller resumes
-        with ``offset`` plus the bytes it got (so nothing is printed twice).
+        Nomad does **not** end this stream when the task ends: following, client/fs_endpoint.go
+        ``logsImpl`` returns only when the request is cancelled, on an error, or when the log file is
+        deleted (the allocation collected); hashicorp/nomad#18369. The caller ends it with ``stop``
+        (compiler/backends/nomad_logs.py watches the allocation for that). Not retried here: the caller
+        resumes with ``offset`` plus the bytes it got (so nothing is printed twice).
         """
         params: dict[str, Any] = {"task": task, "type": type_, "plain": "true", "follow": "true",
                                   "offset": offset, "origin": "start", "namespace": self.settings.namespace}
@@ -389,9 +473,12 @@ class NomadAPI:
             resp = self._session.get(url, params=params, headers=headers, stream=True, timeout=self._timeout)
         except requests.RequestException as exc:
             raise NomadError(f"Nomad: {what} failed: {type(exc).__name__}: {exc}") from None
+        if stop is not None and not stop.attach(resp):
+            resp.close()
+            return
         with resp:
             if resp.status_code == 403:
-                raise UserError("Nomad refused the token (403 Permission denied)", hint=TOKEN_HINT)
+                raise self._refused(resp.text.strip(), what)
             if resp.status_code in (400, 404):
                 error = fs_error(resp.status_code, resp.text.strip(), what)
                 if error is not None:
@@ -401,7 +488,12 @@ class NomadAPI:
             try:
                 yield from resp.iter_content(chunk_size=None)
             except requests.RequestException as exc:
+                if stop is not None and stop.stopped:
+                    return
                 raise NomadError(f"Nomad: {what} broke off: {type(exc).__name__}") from None
+            finally:
+                if stop is not None:
+                    stop.detach(resp)
 
     # ------------------------------------------------------------------ variables
     def get_variable(self, path: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -75,6 +76,18 @@ class HTTPError(Exception):
         self.text = text
 
 
+class RPCError(HTTPError):
+    """An error of a server RPC that carries no HTTP code: Nomad answers **500** with the error's text.
+    nomad/job_endpoint.go (Register's admission controllers, Dispatch, validateDispatchRequest) returns
+    plain ``fmt.Errorf``/multierror values; command/agent/http.go ``errCodeFromHandler`` keeps 500 for
+    anything that is neither an ``HTTPCodedError`` nor an RPC-coded error, except the ``Permission denied``
+    and ``ACL token not found`` suffixes, which become 403. Only the HTTP layer's own checks
+    (command/agent/job_endpoint.go: "Job must be specified", "Job ID does not match", JSON decoding) are 400."""
+
+    def __init__(self, text: str):
+        super().__init__(500, text)
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request seen by the double (for counting HTTP requests in tests)."""
@@ -109,6 +122,30 @@ def _go_duration_s(text: str | None, default: float) -> float:
             return float(text)
         except ValueError as exc:
             raise HTTPError(400, f"Invalid wait time: {text}") from exc
+
+
+_VARIABLE_PATH = re.compile(r"^[a-zA-Z0-9-_~/]{1,128}$")
+
+
+def _variable_problem(path: str, items: dict[str, str]) -> str:
+    """Nomad's own texts for an invalid variable (nomad/structs/variables.go ``Validate``, ``validatePath``)."""
+    if sum(len(k) + len(v) for k, v in items.items()) > 65536:
+        return "variables are limited to 64KiB in total size"
+    if not _VARIABLE_PATH.match(path):
+        return f'invalid path "{path}"'
+    parts = path.split("/")
+    if parts[0] != "nomad":
+        return ""
+    if len(parts) == 1:
+        return ('"nomad" is a reserved top-level directory path, but you may write variables to "nomad/jobs", '
+                '"nomad/job-templates", or below')
+    if parts[1] == "jobs" or (parts[1] == "job-templates" and len(parts) == 3):
+        return ""
+    if parts[1] == "job-templates":
+        return ('"nomad/job-templates" is a reserved directory path, but you may write variables at the level '
+                'below it, for example, "nomad/job-templates/template-name"')
+    return ('only paths at "nomad/jobs" or "nomad/job-templates" and below are valid paths under the top-level '
+            '"nomad" directory')
 
 
 def _problems_text(problems: list[str]) -> str:
@@ -368,7 +405,7 @@ class NomadDouble:
             raise HTTPError(400, "Job ID does not match name")
         problems = nomad_schema.validate_api_job(body)
         if problems:
-            raise HTTPError(400, _problems_text(problems))
+            raise RPCError(_problems_text(problems))
         ns = job_in.get("Namespace") or ns
         key = (ns, job_in["ID"])
         with self._cond:
@@ -377,7 +414,7 @@ class NomadDouble:
                 want = body.get("JobModifyIndex") or 0
                 have = old["JobModifyIndex"] if old else 0
                 if want != have:
-                    raise HTTPError(400, f"Enforcing job modify index {want}: job "
+                    raise RPCError(f"Enforcing job modify index {want}: job "
                                          + ("does not exist" if not old else f"exists with conflicting job modify "
                                                                               f"index: {have}"))
             job = self._canonical(job_in, ns)
@@ -752,7 +789,9 @@ class NomadDouble:
             if auth.startswith("Bearer "):
                 given = given or auth[7:]
             if given != self.token:
-                raise HTTPError(403, "Permission denied")
+                # nomad/structs/errors.go via command/agent/http.go errCodeFromHandler: a secret the cluster
+                # does not know is "ACL token not found"; no token is the anonymous policy: "Permission denied".
+                raise HTTPError(403, "ACL token not found" if given else "Permission denied")
         ns = q("namespace") or "default"
         if method == "GET" and q("index") is not None:
             try:
@@ -861,7 +900,7 @@ class NomadDouble:
         with self._cond:
             job = self.jobs.get((ns, job_id))
             if job is None:
-                raise HTTPError(404, "job not found")
+                return self._no_job(method, suffix)
             if not suffix and method == "GET":
                 return 200, copy.deepcopy(job), {}
             if not suffix and method == "DELETE":
@@ -885,6 +924,21 @@ class NomadDouble:
                              "Index": self.index}, {}
         raise HTTPError(405, "Invalid method or endpoint not implemented by the Nomad test double")
 
+    @staticmethod
+    def _no_job(method: str, suffix: str) -> tuple[int, Any, dict[str, str]]:
+        """What Nomad answers for a job that does not exist, per endpoint."""
+        if suffix == "/dispatch":  # nomad/job_endpoint.go Dispatch: fmt.Errorf, so 500
+            raise RPCError("parameterized job not found")
+        if suffix == "/versions":  # command/agent/job_endpoint.go jobVersions: len(out.Versions) == 0
+            raise HTTPError(404, "job versions not found")
+        if suffix in ("/allocations", "/evaluations"):
+            # command/agent/job_endpoint.go jobAllocations/jobEvaluations: a nil list becomes [], never a 404
+            return 200, [], {}
+        if not suffix and method == "DELETE":  # nomad/job_endpoint.go Deregister: `if job == nil { return nil }`
+            return 200, {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": 0, "VolumeEvalID": "",
+                         "VolumeEvalIndex": 0, "Index": 0}, {}
+        raise HTTPError(404, "job not found")  # command/agent/job_endpoint.go jobQuery: out.Job == nil
+
     def _deregister(self, ns: str, job: dict[str, Any], purge: bool) -> dict[str, Any]:
         job["Stop"] = True
         for a in list(self.allocs.values()):
@@ -902,20 +956,25 @@ class NomadDouble:
 
     def _dispatch(self, ns: str, parent: dict[str, Any], body: Any, token: str | None) -> dict[str, Any]:
         param = parent.get("ParameterizedJob")
-        if not param:
-            raise HTTPError(400, f'Specified job "{parent["ID"]}" is not a parameterized job')
         if not isinstance(body, dict):
             raise HTTPError(400, "dispatch body must be a JSON object")
+        if body.get("JobID") and body["JobID"] != parent["ID"]:
+            raise HTTPError(400, "Job ID does not match")
+        # nomad/job_endpoint.go Dispatch: plain errors, so 500 (RPCError).
+        if not param:
+            raise RPCError(f'Specified job "{parent["ID"]}" is not a parameterized job')
+        if parent.get("Stop"):
+            raise RPCError(f'Specified job "{parent["ID"]}" is stopped')
         token = token or body.get("IdempotencyToken") or ""
         try:
             raw = base64.b64decode(body.get("Payload") or "", validate=True)
         except (ValueError, TypeError) as exc:
             raise HTTPError(400, f"Failed to decode JSON: illegal base64 data: {exc}") from exc
         if len(raw) > PAYLOAD_LIMIT:
-            raise HTTPError(400, f"Payload exceeds maximum size; {len(raw)} > {PAYLOAD_LIMIT}")
+            raise RPCError(f"Payload exceeds maximum size; {len(raw)} > {PAYLOAD_LIMIT}")
         problems = nomad_schema.validate_dispatch_request(body, param)
         if problems:
-            raise HTTPError(400, "; ".join(problems))
+            raise RPCError("; ".join(problems))
         if token:
             for child in self.jobs.values():
                 if child.get("ParentID") == parent["ID"] and child.get("DispatchIdempotencyToken") == token \
@@ -944,7 +1003,7 @@ class NomadDouble:
 
     def _force_periodic(self, ns: str, parent: dict[str, Any]) -> dict[str, Any]:
         if not parent.get("Periodic"):
-            raise HTTPError(400, "can't force launch non-periodic job")
+            raise RPCError("can't force launch non-periodic job")
         child_id = f"{parent['ID']}/periodic-{int(time.time())}"
         while (ns, child_id) in self.jobs:
             child_id += "0"
@@ -965,7 +1024,7 @@ class NomadDouble:
             raise HTTPError(400, "Job ID does not match")
         problems = nomad_schema.validate_api_job({"Job": body["Job"]})
         if problems:
-            raise HTTPError(400, _problems_text(problems))
+            raise RPCError(_problems_text(problems))
         with self._cond:
             old = self.jobs.get((ns, job_id))
             job = self._canonical(body["Job"], ns)
@@ -1098,19 +1157,25 @@ class NomadDouble:
             return 200, frame(chunk, end) if chunk else b"", {"Content-Type": "application/json"}
 
         def stream() -> Any:
+            # As Nomad's: the stream stays open after the task ended. client/fs_endpoint.go logsImpl, when
+            # following, returns only when the request is cancelled, on an error, or when the log file is
+            # deleted, i.e. the allocation collected (hashicorp/nomad#18369). Heartbeat frames carry no
+            # data, so in plain mode nothing is written while the log is quiet.
             chunk, end = read_from(None)
             yield chunk if plain else (frame(chunk, end) if chunk else b"{}")
             while True:
                 with self._cond:
-                    done = self._closed or self.allocs[aid]["ClientStatus"] not in ("pending", "running")
+                    done = self._closed or aid in self._gced or not adir.exists()
                     if not done:
                         self._cond.wait(0.2)
+                if done:
+                    return
                 more, new_end = read_from(end)
                 if more:
                     yield more if plain else frame(more, new_end)
                     end = new_end
-                if done:
-                    return
+                else:
+                    yield b""  # idle: lets the handler notice a client that went away (as Nomad's conn.Read)
         return 200, stream(), {"Content-Type": "text/plain; charset=utf-8" if plain else "application/json"}
 
     # ------------------------------------------------------------------ variables
@@ -1139,11 +1204,14 @@ class NomadDouble:
             if method in ("PUT", "POST"):
                 body = data()
                 items = body.get("Items") if isinstance(body, dict) else None
+                # command/agent/variable_endpoint.go variableUpsert: these two are the HTTP layer's own 400s
+                if not items:
+                    raise HTTPError(400, "variable missing required Items object")
                 if not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values()):
-                    raise HTTPError(400, "variable Items must be an object of strings")
-                problems = nomad_schema.validate_variable(path, items)
-                if problems:
-                    raise HTTPError(400, "; ".join(problems))
+                    raise HTTPError(400, "json: cannot unmarshal Items into Go struct field of type string")
+                problem = _variable_problem(path, items)
+                if problem:  # nomad/variables_endpoint.go Apply: validation errors are plain, so 500
+                    raise RPCError(problem)
                 idx = self._bump()
                 now = _now_ns()
                 var = {"Namespace": ns, "Path": path, "Items": dict(items),
@@ -1151,7 +1219,7 @@ class NomadDouble:
                        "CreateTime": cur["CreateTime"] if cur else now, "ModifyIndex": idx, "ModifyTime": now}
                 self.variables[key] = var
                 return 200, copy.deepcopy(var), {}
-        raise HTTPError(405, "Invalid method")
+        raise HTTPError(400, "Invalid method")  # command/agent/variable_endpoint.go: 400, not 405
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1236,8 +1304,17 @@ class _Handler(BaseHTTPRequestHandler):
                 if chunk:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     self.wfile.flush()
+                elif self._peer_closed():  # client/fs_endpoint.go: a goroutine reads conn to see it close
+                    return
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _peer_closed(self) -> bool:
+        try:
+            ready, _, _ = select.select([self.connection], [], [], 0)
+            return bool(ready) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     do_GET = do_PUT = do_POST = do_DELETE = _go
