@@ -23,12 +23,16 @@ a cluster without ACLs nothing is needed, and nothing is applied.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .graph import AppGraph
 from .ir import CompiledApp
 from .lower.files import secret_path
 from .preflight import named_secrets
+
+if TYPE_CHECKING:
+    from .backends.nomad_api import NomadAPI
 
 CAPABILITIES = ("dispatch-job", "read-job", "read-logs", "read-fs", "alloc-lifecycle")
 POLICY_NAME_MAX = 128  # ^[a-zA-Z0-9-]{1,128}$ (nomad/structs/structs.go: validPolicyName)
@@ -73,3 +77,44 @@ def policy_hcl(graph: AppGraph, compiled: CompiledApp, namespace: str | None) ->
             f"{commands}\n"
             f"{policy_rules(namespace, secret_names(graph, compiled))}")
 
+
+
+def attach(api: NomadAPI, job_ids: Iterable[str], namespace: str | None, secrets: Iterable[str],
+           echo: Callable[[str], None]) -> list[str]:
+    """Apply the policy to each job (``modalc deploy``, ephemeral ``modalc run``); the names of the policies
+    written. A token that may not write policies (403) gets the commands printed instead, once; a cluster
+    without ACLs (Nomad answers 400 ``ACL support disabled``) needs nothing."""
+    from .backends.nomad_api import NomadRejected
+    from .errors import ModalcError
+
+    rules = policy_rules(namespace, secrets)
+    written: list[str] = []
+    jobs = list(job_ids)
+    for job_id in jobs:
+        try:
+            api.put_acl_policy(policy_name(job_id), rules, f"modalc: calls and secrets of {job_id}",
+                               job=(namespace or "default", job_id))
+        except NomadRejected as exc:
+            if "ACL support disabled" in exc.text:
+                return written
+            raise
+        except ModalcError as exc:  # 403: this token may not manage ACL policies (or an agent without them)
+            echo(f"note: {exc.message}: the jobs cannot call the app's functions or read its secrets until "
+                 "their ACL policy is attached. With a management token, run:")
+            for command in attach_commands(jobs, namespace, "<policy file>"):
+                echo(f"  {command}")
+            echo("  (the policy file: modalc build --acl-policy <script> -o <dir>)")
+            return written
+        written.append(policy_name(job_id))
+    return written
+
+
+def detach(api: NomadAPI, names: Iterable[str], echo: Callable[[str], None]) -> None:
+    """Delete the policies an ephemeral run wrote."""
+    from .errors import ModalcError
+
+    for name in names:
+        try:
+            api.delete_acl_policy(name)
+        except ModalcError as exc:
+            echo(f"warning: could not delete ACL policy {name}: {exc}\n  delete it with: nomad acl policy delete {name}")

@@ -388,7 +388,10 @@ def deploy(script: str, module_mode: bool, name: str | None, rotate_token: bool,
     with _nomad_api(namespace=namespace, region=region, **connection) as api:
         check_before_deploy(api, data.graph, data.compiled, volume_plugin=volume_plugin, node_pool=node_pool,
                             echo=lambda line: click.echo(line, err=True))
-        deploy_app(api, data.compiled, click.echo, rotate_token=rotate_token)
+        from .acl_policy import secret_names
+
+        deploy_app(api, data.compiled, click.echo, rotate_token=rotate_token,
+                   secrets=tuple(secret_names(data.graph, data.compiled)))
         show_endpoints(api, data.compiled, click.echo)
     click.echo(f"deployed app {data.compiled.app_name!r}: call it with "
                f"modal.Function.from_name({data.compiled.app_name!r}, NAME)", err=True)

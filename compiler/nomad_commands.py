@@ -70,8 +70,8 @@ def show_plan(planned: list[PlannedJob], stale: list[str], echo: Echo) -> bool:
     return any(p.change != "unchanged" for p in planned)
 
 
-def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token: bool = False
-               ) -> list[PlannedJob]:
+def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token: bool = False,
+               secrets: tuple[str, ...] = ()) -> list[PlannedJob]:
     from .warm_deploy import deploy_warm
 
     planned = plan_app(api, compiled)
@@ -86,6 +86,11 @@ def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token
             for w in p.warnings:
                 echo(f"  warning: {w}")
         deploy_warm(api, fn, p.change, rotate_token=rotate_token, echo=echo)  # warm functions only
+    if api.settings.token:  # with ACLs, the jobs' identities need their policy to call and read secrets
+        from .acl_policy import attach
+
+        for name in attach(api, [p.job_id for p in planned], api.settings.namespace, secrets, echo):
+            echo(f"policy     {name} (attached to its job)")
     keep = {p.job_id for p in planned}
     for job_id in stale_jobs(api, compiled.app_name, keep):
         echo(f"stale      {job_id} (no longer in the app; stop it with: nomad job stop -purge {job_id})")

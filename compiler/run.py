@@ -25,6 +25,7 @@ from agent_runtime.protocol import write_atomic
 from agent_runtime.sdk import _state
 
 from . import preflight, run_secrets
+from .acl_policy import secret_names
 from .backends.base import Backend
 from .call_broker import CallBroker
 from .client import Invoker
@@ -115,6 +116,7 @@ def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quie
                 if backend.uses_call_broker:  # calls made inside the run's allocations come back here
                     broker = CallBroker(backend, invoker.function, invoker.concurrency, invoker.nested_web_url)
                     backend.call_env = broker.env
+                backend.policy_secrets = tuple(secret_names(graph, compiled))
                 backend.start(compiled, run_id=run_id)
                 yield invoker
         finally:

@@ -282,7 +282,7 @@ def test_variables_cas(nomad_double: NomadDouble) -> None:
         assert api.get_variable("nomad/jobs/fn")["Items"] == {"A": "2"}
         assert [x["Path"] for x in api.list_variables("nomad/")] == ["nomad/jobs/fn"]
         assert "Items" not in api.list_variables("nomad/")[0]
-        with pytest.raises(UserError, match="only paths at .nomad/jobs. or .nomad/job-templates. and below"):
+        with pytest.raises(UserError, match=r"only paths at .nomad/jobs. or .nomad/job-templates. and below"):
             api.put_variable("nomad/other", {"A": "1"})  # nomad/structs/variables.go validatePath: a 500
         api.delete_variable("nomad/jobs/fn")
         assert api.get_variable("nomad/jobs/fn") is None

@@ -6,10 +6,9 @@ nothing at start-up. The channel is chosen from the task's environment:
 
 * ``MODALC_CALLS_URL`` and ``MODALC_CALLS_TOKEN`` (the local backend): the run's call broker on the client
   (``compiler/call_broker.py``), which dispatches each call as an allocation like any other;
-* on Nomad (not finished): ``${NOMAD_SECRETS_DIR}/api.sock``, the Task API of the local Nomad agent,
-  authenticated with the task's workload identity (``${NOMAD_SECRETS_DIR}/nomad_token``; ``taskapi.py`` is
-  its client); a call will be a dispatch of one of the app's parameterized jobs. Until then there is no
-  channel on Nomad and the SDK says so.
+* on Nomad: ``${NOMAD_SECRETS_DIR}/api.sock``, the Task API of the local Nomad agent, authenticated with
+  the task's workload identity (``${NOMAD_SECRETS_DIR}/nomad_token``; ``taskapi.py`` is its client); a call
+  is a dispatch of one of the app's parameterized jobs (``nomad_channel.py``).
 
 Either way the calling allocation only handles opaque payloads and its own calls' results: it builds each
 call envelope, and it unpickles only the results of the calls it made.
@@ -51,6 +50,7 @@ def _from_environment() -> NestedInvoker | None:
         from .broker_channel import BrokerChannel
 
         return NestedInvoker(BrokerChannel(url, os.environ.get(CALLS_TOKEN_ENV, "")), app_name)
-    # On Nomad the channel will be the Task API (taskapi.py) with the task's workload identity; until it
-    # is finished there is no channel there, and the SDK says so.
-    return None
+    from .nomad_channel import from_environment
+
+    channel = from_environment(app_name)  # on Nomad: the Task API, with the task's workload identity
+    return None if channel is None else NestedInvoker(channel, app_name)

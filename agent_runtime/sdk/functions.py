@@ -84,9 +84,9 @@ def _invoker() -> Any:
             if inv is not None:
                 return inv
             raise ExecutionError(
-                "this allocation has no channel for calling other functions: calls from inside a running "
-                "function work on the local backend (`modalc run` with no cluster configured); on Nomad they "
-                "are not supported by modalc yet (the Task API channel is unfinished)"
+                "this allocation has no channel for calling other functions: on Nomad they go through the Task "
+                "API socket ${NOMAD_SECRETS_DIR}/api.sock (Nomad >= 1.5, with `identity { file = true }` in the "
+                "task, as `modalc build` emits it), which this task does not have"
             )
         raise ExecutionError(
             "this function is not running in an app: use `modalc run script.py`, "

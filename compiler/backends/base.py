@@ -93,6 +93,9 @@ class Backend(abc.ABC):
     # the allocations get in their environment (``call_env``). On Nomad they use the Task API instead.
     uses_call_broker = False
     call_env: dict[str, str] = {}
+    # The named secrets the app's jobs read (``Secret.from_name``), for the ACL policy a cluster with ACLs
+    # needs (compiler/acl_policy.py); set by the run before ``start``.
+    policy_secrets: tuple[str, ...] = ()
 
     # Warm workers (compiler/warm_pool.py): a backend that runs them sets this and implements the two below.
     supports_warm = False

@@ -138,6 +138,7 @@ class NomadBackend(Backend):
         self._lock = threading.Lock()
         self._stopped = False
         self._job_vars: list[str] = []  # Variables written for the run (warm workers' token), deleted by stop
+        self._policies: list[str] = []  # ACL policies written for the run's jobs, deleted by stop
         self._service_index: dict[str, int] = {}  # dispatch ID -> the service's index seen (blocking queries)
 
     @classmethod
@@ -150,6 +151,11 @@ class NomadBackend(Backend):
         self.run_id = run_id
         for fn in app.functions:
             self.add_function(fn)
+        if self.settings.token:  # with ACLs, the jobs' identities need their policy to call and read secrets
+            from ..acl_policy import attach
+
+            self._policies = attach(self.api, list(self.registered), self.settings.namespace,
+                                    self.policy_secrets, _stderr_line)
 
     def add_function(self, fn: FunctionJob) -> None:
         """Register ``fn``'s job under this run's ID (purged with the run)."""
@@ -172,6 +178,10 @@ class NomadBackend(Backend):
                 return
             self._purge_run()
             self._delete_job_vars()
+            if self._policies:
+                from ..acl_policy import detach as detach_policies
+
+                detach_policies(self.api, self._policies, _stderr_line)
         finally:
             self.api.close()
 
@@ -558,6 +568,10 @@ class NomadBackend(Backend):
         mine = next((a for a in allocs if a["ID"] == alloc["ID"]), None)
         call.status = mine.get("ClientStatus", "") if mine else "gone"
         return b"", call.status not in ("pending", "running")
+
+
+def _stderr_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
 
 
 class _Lines:

@@ -495,6 +495,20 @@ class NomadAPI:
                 if stop is not None:
                     stop.detach(resp)
 
+    # ------------------------------------------------------------------ ACL policies
+    def put_acl_policy(self, name: str, rules: str, description: str, job: tuple[str, str] | None = None) -> None:
+        """POST /v1/acl/policy/<name> (management token). ``job`` = (namespace, job ID) attaches the policy
+        to a job's workload identities (``JobACL``, Nomad >= 1.5: api/acl.go ``JobACL``). Not retried."""
+        body: dict[str, Any] = {"Name": name, "Description": description, "Rules": rules}
+        if job is not None:
+            body["JobACL"] = {"Namespace": job[0], "JobID": job[1]}
+        self._call(self._n.acl, "policy", name, method="post", json=body, what=f"write ACL policy {name!r}").close()
+
+    def delete_acl_policy(self, name: str) -> None:
+        """DELETE /v1/acl/policy/<name> (management token)."""
+        self._call(self._n.acl, "policy", name, method="delete", retry=True,
+                   what=f"delete ACL policy {name!r}").close()
+
     # ------------------------------------------------------------------ variables
     def get_variable(self, path: str) -> dict[str, Any] | None:
         """GET /v1/var/<path>, or None if absent."""

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agent_runtime.jobnames import job_id as job_id  # re-exported: the compiler names jobs with it
 from agent_runtime.sdk.objects import CloudBucketMount, NetworkFileSystem, Volume
 
 from ..errors import UserError
@@ -58,10 +59,6 @@ class BuildOptions:
     default_python: str = "3.11"
     # "host": group volumes are Nomad host volumes (static or dynamic); "csi": CSI volumes.
     volume_type: str = "host"
-
-
-def job_id(app_name: str, tag: str) -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", f"{app_name}-{tag}")
 
 
 def _env(node: FunctionNode, extra: dict[str, str]) -> tuple[tuple[str, str], ...]:
