@@ -5,9 +5,11 @@
 The double runs in a separate process (its CPU is not counted); allocations
 are processes of the double. Requests are counted in this (the client)
 process by wrapping ``requests.Session.send``, so every HTTP request modalc
-makes is seen, streaming ones included. Goals: at most 6 requests per
-``.remote()``, at most 0.1 per ``.map`` input, at most 1 ms client CPU per
-``.map`` input (``time.process_time()`` of this process).
+makes is seen, streaming ones included. Goals: at most 7 requests per
+``.remote()`` (6 until issue 10: Nomad keeps a followed log stream open after
+the task ended, so the end is read from the allocation and the rest of the
+log once more), at most 0.1 per ``.map`` input over 1,000 inputs, at most 1 ms
+client CPU per ``.map`` input (``time.process_time()`` of this process).
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def main() -> None:
         double.stdin.close()
         double.wait(timeout=30)
     mean = sum(per_call) / len(per_call)
-    print(f".remote(): {mean:.2f} HTTP requests per call (max {max(per_call)}; goal <= 6), "
+    print(f".remote(): {mean:.2f} HTTP requests per call (max {max(per_call)}; goal <= 7), "
           f"{remote_wall * 1000:.0f} ms wall per call")
     print(f".map({args.inputs}): {n_req} HTTP requests = {n_req / args.inputs:.3f} per input (goal <= 0.1); "
           f"client CPU {cpu * 1000 / args.inputs:.3f} ms per input (goal <= 1 ms); wall {wall:.2f} s")
