@@ -29,6 +29,8 @@ import os
 import re
 import secrets
 import select
+import socketserver
+import tempfile
 import signal
 import socket
 import subprocess
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import acl
 from .faults import Faults
 from .runner import (
     TaskSetupError,
@@ -236,6 +239,9 @@ class NomadDouble:
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._closed = False
+        self.identities: dict[str, dict[str, str]] = {}  # workload identity secret -> claims
+        self.policies: dict[str, dict[str, Any]] = {}  # ACL policies by name
+        self._sockets: dict[tuple[str, str], socketserver.BaseServer] = {}  # (alloc, task) -> Task API
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -267,6 +273,8 @@ class NomadDouble:
             self._kill(aid, grace=0.5)
         for t in list(self._threads):
             t.join(timeout=10)
+        for key in list(self._sockets):
+            self._close_task_api(*key)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -620,6 +628,7 @@ class NomadDouble:
                                  State="running", StartedAt=_rfc3339())
         for name, proc, files in started:
             code = proc.wait()
+            self._close_task_api(aid, name)
             for f in files:
                 f.close()
             sig = -code if code < 0 else 0
@@ -661,6 +670,20 @@ class NomadDouble:
         tdir = adir / name
         env = task_env(alloc=alloc, job=job, group=tg, task=task, alloc_dir=adir, index=alloc["_index"])
         env.update(port_env(alloc.get("_ports") or []))
+        ident = task.get("Identity") or {}
+        if ident.get("File") or ident.get("Env"):
+            # workload-identity.mdx: file = true writes secrets/nomad_token, env = true sets NOMAD_TOKEN;
+            # nomad/structs/workload_id.go: the job ID claim is the parent's for dispatched/periodic children.
+            secret = str(uuid.uuid4())
+            with self._cond:
+                self.identities[secret] = {"alloc_id": alloc["ID"], "namespace": job.get("Namespace") or "default",
+                                           "job_id": job.get("ParentID") or job["ID"], "group": tg["Name"],
+                                           "task": name}
+            if ident.get("File"):
+                (tdir / "secrets" / "nomad_token").write_text(secret)
+            if ident.get("Env"):
+                env["NOMAD_TOKEN"] = secret
+        self._open_task_api(alloc["ID"], name, tdir / "secrets")
         payload_cfg = task.get("DispatchPayload") or {}
         if payload_cfg.get("File"):
             target = tdir / "local" / payload_cfg["File"]
@@ -753,6 +776,8 @@ class NomadDouble:
         self._kill(alloc_id, grace=0.2)
         with self._cond:
             self._gced.add(alloc_id)
+            for secret in [s for s, c in self.identities.items() if c["alloc_id"] == alloc_id]:
+                del self.identities[secret]  # workload-identity.mdx: tokens die with the allocation
             self._bump()
         shutil.rmtree(self.root_dir / alloc_id, ignore_errors=True)
 
@@ -777,13 +802,50 @@ class NomadDouble:
 
     # ------------------------------------------------------------------ HTTP routing
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
-               headers: Any) -> tuple[int, Any, dict[str, str]]:
+               headers: Any, via_socket: bool = False) -> tuple[int, Any, dict[str, str]]:
         """Route one request; returns (status, payload, extra headers). Payload: bytes/str/JSON-able."""
+        given = headers.get("X-Nomad-Token") or ""
+        auth_h = headers.get("Authorization") or ""
+        if auth_h.startswith("Bearer "):
+            given = given or auth_h[7:]
+        claims = self.identities.get(given)
+        if claims is not None or via_socket:
+            if claims is None and not (self.token is not None and given == self.token):
+                # task-api.mdx: the Task API always requires authentication; no anonymous policy there.
+                raise HTTPError(403, "Permission denied")
+            if claims is not None:
+                self._authorize(claims, method, path, query)
+            return self._route(method, path, query, body, headers, True)
+        return self._route(method, path, query, body, headers, False)
+
+    def _authorize(self, claims: dict[str, str], method: str, path: str, query: dict[str, list[str]]) -> None:
+        """With ACLs on, an identity has the rights of the policies attached to its job (auth.go)."""
+        if self.token is None:
+            return  # ACLs disabled: an identity is only needed to pass the Task API's authentication
+        ns = (query.get("namespace") or ["default"])[0]
+        with self._cond:
+            pols = [acl.parse_rules(p["Rules"]) for p in self.policies.values() if acl.policy_applies(p, claims)]
+        if path.startswith("/v1/var/") or path == "/v1/vars":
+            vpath = unquote(path[len("/v1/var/"):]) if path.startswith("/v1/var/") else (query.get("prefix") or [""])[0]
+            cap = {"GET": "read", "PUT": "write", "POST": "write", "DELETE": "destroy"}.get(method, "read")
+            if path == "/v1/vars":
+                cap = "list"
+            if not acl.variable_allowed(pols, claims, ns, vpath, cap):
+                raise HTTPError(403, "Permission denied")
+            return
+        need = acl.required_capability(method, path)
+        if need == "":
+            return
+        if need is None or not acl.allowed(pols, ns, need):
+            raise HTTPError(403, "Permission denied")
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
+               headers: Any, authenticated: bool) -> tuple[int, Any, dict[str, str]]:
         def q(name: str, default: str | None = None) -> str | None:
             vals = query.get(name)
             return vals[0] if vals else default
 
-        if self.token is not None:
+        if self.token is not None and not authenticated:
             given = headers.get("X-Nomad-Token") or ""
             auth = headers.get("Authorization") or ""
             if auth.startswith("Bearer "):
@@ -809,6 +871,8 @@ class NomadDouble:
                 raise HTTPError(400, f"Failed to decode JSON: {exc}") from exc
 
         p = path
+        if p.startswith("/v1/acl/polic"):
+            return self._acl_route(method, p, data, headers)
         if p in ("/v1/jobs", "/v1/jobs/"):
             if method in ("PUT", "POST"):
                 return 200, self._register(ns, data(), None), {}
@@ -888,6 +952,77 @@ class NomadDouble:
                        if (ns == "*" or vns == ns) and vpath.startswith(prefix)]
             return 200, out, {}
         raise HTTPError(404, "Invalid URL or not implemented by the Nomad test double")
+
+    def _acl_route(self, method: str, p: str, data: Callable[[], Any], headers: Any) -> tuple[int, Any, dict[str, str]]:
+        """command/agent/acl_endpoint.go ACLPolicies/ACLPolicySpecificRequest; management token only
+        (nomad/acl_endpoint.go UpsertPolicies/ListPolicies: ``!acl.IsManagement()`` → ErrPermissionDenied)."""
+        if self.token is None:
+            raise HTTPError(400, "ACL support disabled")  # nomad/acl_endpoint.go aclDisabled
+        if (headers.get("X-Nomad-Token") or "") != self.token:
+            raise HTTPError(403, "Permission denied")
+        with self._cond:
+            if p == "/v1/acl/policies" and method == "GET":
+                return 200, [{k: v for k, v in pol.items() if k != "Rules"}
+                             for _, pol in sorted(self.policies.items())], {}
+            if not p.startswith("/v1/acl/policy/"):
+                raise HTTPError(404, "Invalid URL or not implemented by the Nomad test double")
+            name = p[len("/v1/acl/policy/"):]
+            if method == "GET":
+                pol = self.policies.get(name)
+                if pol is None:
+                    raise HTTPError(404, "ACL policy not found")
+                return 200, copy.deepcopy(pol), {}
+            if method == "DELETE":
+                self.policies.pop(name, None)
+                self._bump()
+                return 200, None, {}
+            if method in ("PUT", "POST"):
+                body = data() or {}
+                if body.get("Name") != name:
+                    raise HTTPError(400, "Policy name does not match request path")
+                try:
+                    acl.parse_rules(body.get("Rules") or "")
+                except ValueError as exc:
+                    raise HTTPError(500, f"policy {name} has invalid rules: {exc}") from exc
+                idx = self._bump()
+                old = self.policies.get(name)
+                self.policies[name] = {"Name": name, "Description": body.get("Description") or "",
+                                       "Rules": body.get("Rules") or "", "JobACL": body.get("JobACL"),
+                                       "CreateIndex": old["CreateIndex"] if old else idx, "ModifyIndex": idx}
+                return 200, None, {}
+        raise HTTPError(405, "Invalid method")
+
+    def _open_task_api(self, aid: str, task: str, secrets_dir: Path) -> None:
+        """task-api.mdx: a Unix socket at secrets/api.sock serving the HTTP API. sun_path is 108 bytes,
+        so bind through a short symlink to the secrets dir; the socket file lands at the real path."""
+        class Handler(_Handler):
+            via_socket = True
+        Handler.double = self
+        link_dir = tempfile.mkdtemp(prefix="nd-")
+        link = os.path.join(link_dir, "s")
+        os.symlink(secrets_dir, link)
+        try:
+            srv = _UnixServer(os.path.join(link, "api.sock"), Handler)
+        finally:
+            os.unlink(link)
+            os.rmdir(link_dir)
+        srv.sock_path = secrets_dir / "api.sock"
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+                         name=f"task-api-{aid[:8]}-{task}").start()
+        with self._cond:
+            self._sockets[(aid, task)] = srv
+
+    def _close_task_api(self, aid: str, task: str) -> None:
+        with self._cond:
+            srv = self._sockets.pop((aid, task), None)
+        if srv is None:
+            return
+        srv.shutdown()
+        srv.server_close()
+        try:
+            os.unlink(srv.sock_path)
+        except OSError:
+            pass
 
     def _job_route(self, method: str, rest: str, ns: str, q: Callable[..., str | None],
                    data: Callable[[], Any]) -> tuple[int, Any, dict[str, str]]:
@@ -1222,9 +1357,18 @@ class NomadDouble:
         raise HTTPError(400, "Invalid method")  # command/agent/variable_endpoint.go: 400, not 405
 
 
+class _UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+    sock_path: Path
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     double: NomadDouble
+    via_socket = False
+
+    def address_string(self) -> str:
+        return "unix"
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -1249,7 +1393,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(rule.status, rule.body.encode(), {"Content-Type": "text/plain; charset=utf-8"})
                 return
         try:
-            status, payload, extra = d.handle(self.command, parts.path, query, body, self.headers)
+            status, payload, extra = d.handle(self.command, parts.path, query, body, self.headers, self.via_socket)
         except HTTPError as exc:
             status, payload, extra = exc.status, exc.text.encode(), {"Content-Type": "text/plain; charset=utf-8"}
         except Exception as exc:  # the double's own bug: report it like Nomad's 500
