@@ -18,6 +18,7 @@ CASES = [
     (["benchmarks/runtime_startup.py", "3"], "runtime start-up cost"),
     (["benchmarks/nomad_api.py", "--calls", "2", "--inputs", "100"], "HTTP requests per call"),
     (["benchmarks/warm.py", "--calls", "5", "--fresh-calls", "1", "--map-inputs", "20"], "warm"),
+    (["benchmarks/nested.py", "--calls", "2", "--inputs", "20"], "nested"),
 ]
 
 

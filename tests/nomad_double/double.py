@@ -29,12 +29,12 @@ import os
 import re
 import secrets
 import select
-import socketserver
-import tempfile
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -1393,7 +1393,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(rule.status, rule.body.encode(), {"Content-Type": "text/plain; charset=utf-8"})
                 return
         try:
-            status, payload, extra = d.handle(self.command, parts.path, query, body, self.headers, self.via_socket)
+            # Go's net/http hands handlers the decoded path (r.URL.Path): %2F in a job ID is a slash.
+            status, payload, extra = d.handle(self.command, unquote(parts.path), query, body, self.headers,
+                                              self.via_socket)
         except HTTPError as exc:
             status, payload, extra = exc.status, exc.text.encode(), {"Content-Type": "text/plain; charset=utf-8"}
         except Exception as exc:  # the double's own bug: report it like Nomad's 500
