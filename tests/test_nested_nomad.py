@@ -88,3 +88,14 @@ def test_sigterm_mid_nested_fan_out_stops_and_purges_everything(double: NomadDou
     assert proc.returncode != 0
     assert all(stops_within(pid) for pid in pids)
     assert not double.jobs, f"left registered: {list(double.jobs)}"
+
+
+def test_deploy_attaches_each_jobs_policy_with_its_job_acl(double: NomadDouble, tmp_path: Path) -> None:
+    double.token = "management-secret"
+    result = modalc_on(double, tmp_path, "deploy", "--token", "management-secret", APP, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "policy     modalc-nested-square (attached to its job)" in result.stdout
+    policy = double.policies["modalc-nested-fanout"]
+    assert policy["JobACL"]["JobID"] == "nested-fanout" and policy["JobACL"]["Namespace"] == "default"
+    assert '"dispatch-job"' in policy["Rules"]
+    assert "management-secret" not in result.stdout + result.stderr
