@@ -27,8 +27,8 @@ from functools import partial
 from typing import Any
 
 from agent_runtime import protocol
-from agent_runtime.outcomes import call_outcomes, remote_exception
-from agent_runtime.protocol import Call, Outcome
+from agent_runtime.outcomes import call_outcomes, call_parts, remote_exception
+from agent_runtime.protocol import Batch, Call, Outcome
 from agent_runtime.sdk.exception import ExecutionError
 from agent_runtime.sdk.functions import Target
 
@@ -163,6 +163,16 @@ class Invoker:
         return payload
 
     def _execute(self, fn: FunctionJob, payload: bytes, n_inputs: int, call_id: str) -> list[Outcome]:
+        result = self._dispatched(fn, payload, call_id)
+        return self._outcomes(fn, result, n_inputs)
+
+    def _execute_parts(self, fn: FunctionJob, payload: bytes, n_inputs: int, call_id: str) -> list[Any]:
+        """A ``.map`` chunk's outcomes as ``Outcome``s and ``Batch``es (no ``Outcome`` per successful input)."""
+        result = self._dispatched(fn, payload, call_id)
+        why = result.failure or f"the allocation exited with code {result.exit_code} without a result"
+        return call_parts(fn.tag, result.result, why, n_inputs)
+
+    def _dispatched(self, fn: FunctionJob, payload: bytes, call_id: str) -> AllocResult:
         with self._slots[fn.tag]:
             dispatch = self.backend.dispatch(fn, payload, call_id=call_id)
             with self._lock:
@@ -173,7 +183,7 @@ class Invoker:
                 with self._lock:
                     self._dispatches.pop(call_id, None)
         assert result is not None
-        return self._outcomes(fn, result, n_inputs)
+        return result
 
     def _outcomes(self, fn: FunctionJob, result: AllocResult, n_inputs: int) -> list[Outcome]:
         why = result.failure or f"the allocation exited with code {result.exit_code} without a result"
@@ -326,9 +336,9 @@ class Invoker:
              order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
         progress = Progress(fn.tag, len(inputs), enabled=not self.quiet and sys.stderr.isatty())
         warm = self._warm_pool(fn, target)
-        jobs: list[tuple[range, Callable[[], list[Outcome]]]]
+        jobs: list[tuple[range, Callable[[], list[Any]]]]
         if warm is None:  # one dispatch per chunk
-            jobs = [(chunk, partial(self._execute, fn, payload, len(chunk), uuid.uuid4().hex[:12]))
+            jobs = [(chunk, partial(self._execute_parts, fn, payload, len(chunk), uuid.uuid4().hex[:12]))
                     for chunk, payload in self._payloads(fn, target, inputs,
                                                          self._chunks(fn, len(inputs), target.method))]
             threads = self._limits[fn.tag]
@@ -344,7 +354,7 @@ class Invoker:
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"modalc-map-{fn.tag}")
         try:
             futures = {pool.submit(job): chunk for chunk, job in jobs}
-            pending: dict[int, list[Outcome]] = {}
+            pending: dict[int, list[Any]] = {}
             next_start = 0
             starts = sorted(c.start for c, _ in jobs)
             for future in as_completed(futures):
@@ -386,9 +396,20 @@ class Invoker:
         self.backend.explain(exc)
         return exc
 
-    def _values(self, outcomes: list[Outcome], return_exceptions: bool) -> Iterator[Any]:
+    def _values(self, outcomes: list[Any], return_exceptions: bool) -> Iterator[Any]:
+        """The values of ``Outcome``s and ``Batch``es, in order; a failure raised or (return_exceptions) given."""
         for o in outcomes:
-            if o.ok:
+            if o.__class__ is Batch:
+                if not o.apart:
+                    yield from o.values
+                else:
+                    apart = o.apart
+                    for i, value in enumerate(o.values):
+                        if i in apart:
+                            yield from self._values([apart[i]], return_exceptions)
+                        else:
+                            yield value
+            elif o.ok:
                 yield o.value
             elif return_exceptions:
                 yield self._exception(o)
