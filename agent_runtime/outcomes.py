@@ -173,7 +173,8 @@ def ranges_body(parts: list[bytes | tuple[int, bytes, dict[int, bytes]]]) -> Any
     is a pickled outcome, or (inputs, their values' pickle, offset -> pickled outcome of an input apart)."""
     from .protocol import Results
 
-    return Results([_Pickled(p) if isinstance(p, bytes) else _PickledBatch(p[1], p[2]) for p in parts])  # type: ignore[list-item]
+    wrapped: list[Any] = [_Pickled(p) if isinstance(p, bytes) else _PickledBatch(p[1], p[2]) for p in parts]
+    return Results(wrapped)
 
 
 def call_parts(tag: str, result: bytes | None, why: str, n_inputs: int) -> list[Any]:

@@ -395,7 +395,7 @@ class Results:
         self.parts = parts
 
     def __len__(self) -> int:
-        return sum(len(p) if p.__class__ is Batch else 1 for p in self.parts)  # type: ignore[arg-type]
+        return sum(len(p) if isinstance(p, Batch) else 1 for p in self.parts)
 
     def __repr__(self) -> str:
         return f"Results(parts={self.parts!r})"

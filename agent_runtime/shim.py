@@ -83,6 +83,8 @@ def _counted(results: list[Attempt | _Range]) -> int:
     return sum(r.count if isinstance(r, _Range) else 1 for r in results)
 
 
+_TIMED_OUT: tuple[bytes, bytearray] = (b"", bytearray())  # _range_message's answer (compared by identity)
+
 # _attempt's answer "a fresh worker is ready and runs inputs in groups" (compared by identity).
 _GROUPED = Attempt(Status.OK, False, "", b"")
 
@@ -318,7 +320,8 @@ class Supervisor:
     def _run_range(self, call_body: bytes | None, first: int, stop: int) -> list[Attempt | _Range]:
         """Inputs ``first``..``stop - 1``; each still has its own timeout, retries and outcome."""
         out: list[Attempt | _Range] = []
-        retries: list[tuple[dict[int, Attempt] | list[Attempt | _Range], int, int]] = []  # (holder, key, input)
+        retries: list[tuple[dict[int, Attempt], int, int]] = []  # (a range's inputs apart, offset, input index)
+        stuck_retries: list[tuple[int, int]] = []  # (position in out, input index) of timed-out or crashed inputs
         index = first
         while index < stop:
             if self.worker is None:
@@ -335,10 +338,10 @@ class Supervisor:
                 pass
             while index < stop:
                 message = self._range_message(worker)
-                if message is None or message == "timeout":
+                if message is None or message is _TIMED_OUT:
                     running, _ = worker.progress.get()
                     stuck = running if index <= running < stop else index
-                    if message == "timeout":
+                    if message is _TIMED_OUT:
                         failed = self._timed_out(worker, "", retryable=True, attempt=1)
                     else:
                         text = f"the function's process {describe_exit(worker.reap())} while running input {stuck}"
@@ -348,7 +351,7 @@ class Supervisor:
                     # The inputs it finished since its last answer are lost with it: they run again.
                     if stuck > index:
                         out.extend(self._run_range(call_body, index, stuck))
-                    retries.append((out, len(out), stuck))
+                    stuck_retries.append((len(out), stuck))
                     out.append(failed)
                     index = stuck + 1
                     break
@@ -371,11 +374,15 @@ class Supervisor:
                 out.append(part)
                 index = start + count
         for holder, key, input_index in retries:  # the worker is idle now: retry one by one
-            holder[key] = self._retried(call_body, input_index, holder[key]) or holder[key]  # type: ignore[index,arg-type]
+            holder[key] = self._retried(call_body, input_index, holder[key]) or holder[key]
+        for position, input_index in stuck_retries:
+            first_try = out[position]
+            assert isinstance(first_try, Attempt)
+            out[position] = self._retried(call_body, input_index, first_try) or first_try
         return out
 
-    def _range_message(self, worker: _Worker) -> tuple[bytes, bytearray] | str | None:
-        """The worker's next message; "timeout" when the input it runs overran; None when it died."""
+    def _range_message(self, worker: _Worker) -> tuple[bytes, bytearray] | None:
+        """The worker's next message; ``_TIMED_OUT`` when the input it runs overran; None when it died."""
         since = time.monotonic()
         while True:
             running, started = worker.progress.get()
@@ -383,7 +390,7 @@ class Supervisor:
             left = begun + self.opts.timeout_s - time.monotonic()
             if left <= 0:
                 if worker.progress.get() == (running, started):
-                    return "timeout"
+                    return _TIMED_OUT
                 continue
             readable, _, _ = select.select([worker.receiver.fd], [], [], min(left, channel.POLL_S))
             if readable:

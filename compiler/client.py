@@ -21,9 +21,10 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from functools import partial
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import chain, islice
 from typing import Any
 
 from agent_runtime import protocol
@@ -41,6 +42,8 @@ from .warm_pool import WarmPool
 
 CHUNKS_PER_WORKER = 4
 MAX_CHUNK = 5000
+LOOKAHEAD = 4096  # inputs of a .map read ahead to size its chunks (the rest is read as chunks complete)
+WINDOW_PER_WORKER = 2  # chunks in flight (not yet given back) per concurrent allocation: no further read-ahead
 WARM_MAX_CHUNK = 16  # inputs per request to a warm worker: each request is ~0.5 ms, so keep the balance fine
 
 
@@ -51,11 +54,12 @@ def _serves_web(fn: FunctionJob) -> bool:
 
 
 class Progress:
-    """``[fn] map 120/1000`` on a terminal; nothing when quiet or piped."""
+    """``[fn] map 120/1000`` on a terminal (``120/?`` while a generator's inputs are still being read);
+    nothing when quiet or piped."""
 
-    def __init__(self, label: str, total: int, enabled: bool):
+    def __init__(self, label: str, total: int | None, enabled: bool):
         self.label, self.total, self.done = label, total, 0
-        self.enabled = enabled and total > 1
+        self.enabled = enabled and (total is None or total > 1)
         self._lock = threading.Lock()
 
     def advance(self, n: int) -> None:
@@ -63,8 +67,8 @@ class Progress:
             return
         with self._lock:
             self.done += n
-            sys.stderr.write(f"\r[{self.label}] map {self.done}/{self.total}")
-            if self.done >= self.total:
+            sys.stderr.write(f"\r[{self.label}] map {self.done}/{'?' if self.total is None else self.total}")
+            if self.total is not None and self.done >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
@@ -318,56 +322,73 @@ class Invoker:
     def map(self, target: Target, arg_tuples: Iterable[tuple[Any, ...]], kwargs: dict[str, Any], *,
             order_outputs: bool = True, return_exceptions: bool = False) -> Iterator[Any]:
         fn = self._function(target)
-        inputs = [(tuple(args), dict(kwargs)) for args in arg_tuples]
-        if not inputs:
+        shared = dict(kwargs)  # one dict for every input (the runtime never changes it): pickled once per chunk
+        inputs = ((args if type(args) is tuple else tuple(args), shared) for args in arg_tuples)
+        head = list(islice(inputs, LOOKAHEAD))
+        if not head:
             return iter(())
-        return self._map(fn, target, inputs, order_outputs, return_exceptions)
+        total = len(head) if len(head) < LOOKAHEAD else None
+        return self._map(fn, target, head, inputs, total, order_outputs, return_exceptions)
 
-    def _chunks(self, fn: FunctionJob, n: int, method: str | None = None) -> list[range]:
+    def _chunk_size(self, fn: FunctionJob, n: int, method: str | None = None) -> int:
         workers = self._limits[fn.tag]
         size = max(1, min(MAX_CHUNK, math.ceil(n / (workers * CHUNKS_PER_WORKER))))
         # A backend whose dispatches cost HTTP requests sets a floor (Nomad: ~5 requests per dispatch).
         size = max(size, min(self.backend.min_chunk, MAX_CHUNK))
         # An allocation that runs inputs at once (@modal.concurrent / @modal.batched) gets a full group.
-        size = max(size, min(fn.group_size(method), MAX_CHUNK))
-        return [range(i, min(i + size, n)) for i in range(0, n, size)]
+        return max(size, min(fn.group_size(method), MAX_CHUNK))
 
-    def _map(self, fn: FunctionJob, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    def _map(self, fn: FunctionJob, target: Target, head: list[tuple[tuple[Any, ...], dict[str, Any]]],
+             rest: Iterator[tuple[tuple[Any, ...], dict[str, Any]]], total: int | None,
              order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
-        progress = Progress(fn.tag, len(inputs), enabled=not self.quiet and sys.stderr.isatty())
+        """The map's values as its chunks complete. The inputs are read a chunk at a time, at most
+        ``WINDOW_PER_WORKER`` chunks per concurrent allocation ahead of the values given back, so a generator
+        of a million inputs is never held in memory (``LOOKAHEAD`` inputs are read first to size the chunks)."""
+        progress = Progress(fn.tag, total, enabled=not self.quiet and sys.stderr.isatty())
         warm = self._warm_pool(fn, target)
-        jobs: list[tuple[range, Callable[[], list[Any]]]]
+        n = total or LOOKAHEAD * 4  # a long map (more than LOOKAHEAD inputs): chunks as for a long list
         if warm is None:  # one dispatch per chunk
-            jobs = [(chunk, partial(self._execute_parts, fn, payload, len(chunk), uuid.uuid4().hex[:12]))
-                    for chunk, payload in self._payloads(fn, target, inputs,
-                                                         self._chunks(fn, len(inputs), target.method))]
+            size = self._chunk_size(fn, n, target.method)
             threads = self._limits[fn.tag]
         else:  # over the warm workers' channel: small chunks, a few per slot, no payload limit
             slots = warm.warm.max_containers * warm.warm.max_inputs
-            size = max(1, min(WARM_MAX_CHUNK, math.ceil(len(inputs) / (slots * CHUNKS_PER_WORKER))))
+            size = max(1, min(WARM_MAX_CHUNK, math.ceil(n / (slots * CHUNKS_PER_WORKER))))
             if fn.batch_wait_ms(target.method) is not None:  # @modal.batched: full batches
                 size = max(size, min(fn.group_size(target.method), MAX_CHUNK))
-            chunks = [range(i, min(i + size, len(inputs))) for i in range(0, len(inputs), size)]
-            jobs = [(c, partial(warm.run, Call(inputs=inputs[c.start:c.stop], method=target.method,
-                                               params=dict(target.params)))) for c in chunks]
-            threads = min(slots, len(jobs))
+            threads = max(1, min(slots, math.ceil(n / size)))
+        source = chain(head, rest)
+        del head
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"modalc-map-{fn.tag}")
+        in_flight: deque[Future[list[Any]]] = deque()
+        exhausted = False
         try:
-            futures = {pool.submit(job): chunk for chunk, job in jobs}
-            pending: dict[int, list[Any]] = {}
-            next_start = 0
-            starts = sorted(c.start for c, _ in jobs)
-            for future in as_completed(futures):
-                chunk = futures[future]
-                outcomes = future.result()
-                progress.advance(len(chunk))
-                if not order_outputs:
-                    yield from self._values(outcomes, return_exceptions)
-                    continue
-                pending[chunk.start] = outcomes
-                while next_start < len(starts) and starts[next_start] in pending:
-                    yield from self._values(pending.pop(starts[next_start]), return_exceptions)
-                    next_start += 1
+            while True:
+                while not exhausted and len(in_flight) < threads * WINDOW_PER_WORKER:
+                    chunk = list(islice(source, size))
+                    if not chunk:
+                        exhausted = True
+                        break
+                    if warm is not None:
+                        call = Call(inputs=chunk, method=target.method, params=dict(target.params))
+                        in_flight.append(pool.submit(warm.run, call))
+                        continue
+                    for part, payload in self._payloads(fn, target, chunk, [range(len(chunk))]):
+                        in_flight.append(pool.submit(self._execute_parts, fn, payload, len(part),
+                                                     uuid.uuid4().hex[:12]))
+                    del chunk
+                if not in_flight:
+                    return
+                if order_outputs:
+                    done = in_flight.popleft()
+                else:
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    done = next(iter(finished))
+                    in_flight.remove(done)
+                outcomes = done.result()
+                del done
+                progress.advance(sum(len(o) if o.__class__ is Batch else 1 for o in outcomes))
+                yield from self._values(outcomes, return_exceptions)
+                del outcomes
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
