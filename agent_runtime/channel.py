@@ -14,9 +14,8 @@ RUN_RANGE is a plain function's hot path (``.map`` chunks): the worker runs
 the inputs one after the other and answers every few milliseconds with one
 DONE_RANGE for the inputs finished since the last: one pickle of their values
 (a failed input's slot is None) and a ``pack_outcome`` per failed input. It
-writes the index of the input it is running, and when it started, into a
-shared ``Progress`` page, so the supervisor still times out (and blames) each
-input on its own.
+writes the index of the input it is running into a shared ``Progress`` page,
+so the supervisor still times out (and blames) each input on its own.
 
 The group size is how many inputs the worker runs at once (``@modal.concurrent``'s
 ``max_inputs``, ``@modal.batched``'s ``max_batch_size``; 1 otherwise): the supervisor then
@@ -108,24 +107,23 @@ def unpack_range(payload: bytearray) -> tuple[int, int, bytes, list[tuple[int, b
 
 
 class Progress:
-    """A page shared by the supervisor and its forked worker: the input the worker runs, and since when
-    (``time.monotonic()``, the same clock in both processes)."""
+    """A page shared by the supervisor and its forked worker: the index of the input the worker runs (one
+    aligned 8-byte word; the supervisor times when it changes)."""
 
-    _BODY = struct.Struct("=Qd")
+    _BODY = struct.Struct("=Q")
     NONE = 2 ** 64 - 1
 
     def __init__(self) -> None:
         import mmap
 
-        self.page = mmap.mmap(-1, self._BODY.size)  # anonymous and MAP_SHARED: the fork shares it
-        self.set(self.NONE, 0.0)
+        self.page = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and MAP_SHARED: the fork shares it
+        self.set(self.NONE)
 
-    def set(self, index: int, started: float) -> None:
-        self._BODY.pack_into(self.page, 0, index, started)
+    def set(self, index: int) -> None:
+        self._BODY.pack_into(self.page, 0, index)
 
-    def get(self) -> tuple[int, float]:
-        index, started = self._BODY.unpack_from(self.page, 0)
-        return int(index), float(started)
+    def get(self) -> int:
+        return int(self._BODY.unpack_from(self.page, 0)[0])
 
 
 def stack_file(result_dir: str, pid: int) -> str:

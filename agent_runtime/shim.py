@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from types import FrameType
 
 _STACKS_WAIT_S = 0.5  # how long a timed-out worker gets to dump its stacks before SIGKILL
-_GRACE_S = 5.0  # how long a stopped task's worker gets to end on SIGTERM (its @modal.exit methods) before SIGKILL
+_GRACE_S = 5.0
+_RANGE_POLL_S = 0.05  # how often a worker running a range is checked for the input it runs  # how long a stopped task's worker gets to end on SIGTERM (its @modal.exit methods) before SIGKILL
 
 
 class Status(enum.Enum):
@@ -339,7 +340,7 @@ class Supervisor:
             while index < stop:
                 message = self._range_message(worker)
                 if message is None or message is _TIMED_OUT:
-                    running, _ = worker.progress.get()
+                    running = worker.progress.get()
                     stuck = running if index <= running < stop else index
                     if message is _TIMED_OUT:
                         failed = self._timed_out(worker, "", retryable=True, attempt=1)
@@ -382,20 +383,20 @@ class Supervisor:
         return out
 
     def _range_message(self, worker: _Worker) -> tuple[bytes, bytearray] | None:
-        """The worker's next message; ``_TIMED_OUT`` when the input it runs overran; None when it died."""
-        since = time.monotonic()
+        """The worker's next message; ``_TIMED_OUT`` when the input it runs overran (timed from when this
+        loop saw it start, within ``RANGE_POLL_S``); None when it died."""
+        seen, since = worker.progress.get(), time.monotonic()
         while True:
-            running, started = worker.progress.get()
-            begun = started if running != channel.Progress.NONE else since
-            left = begun + self.opts.timeout_s - time.monotonic()
+            left = since + self.opts.timeout_s - time.monotonic()
             if left <= 0:
-                if worker.progress.get() == (running, started):
-                    return _TIMED_OUT
-                continue
-            readable, _, _ = select.select([worker.receiver.fd], [], [], min(left, channel.POLL_S))
+                return _TIMED_OUT
+            readable, _, _ = select.select([worker.receiver.fd], [], [], min(left, _RANGE_POLL_S))
             if readable:
                 return worker.receiver.receive()
-            if not worker.alive():  # a child the user started may hold the pipe open after the worker died
+            running = worker.progress.get()
+            if running != seen:
+                seen, since = running, time.monotonic()
+            elif not worker.alive():  # a child the user started may hold the pipe open after the worker died
                 return None
 
     # -- a group of inputs at once (@modal.concurrent, @modal.batched) ---------------

@@ -259,7 +259,7 @@ def _run_range(setup: _Setup, opts: Options, first: int, count: int, messages: i
             _send_range(messages, start, values, failed)
             values, failed, start = [], [], index
             flush_at = now + RANGE_FLUSH_S
-        mark(index, now)
+        mark(index)
         args, kwargs = inputs[index]
         environ["MODALC_INPUT_ID"] = f"in-{index}"
         try:
@@ -276,7 +276,7 @@ def _run_range(setup: _Setup, opts: Options, first: int, count: int, messages: i
                                                                outcomes.failure(exc, attempts=1))))
             continue
         values.append(result)
-    progress.set(channel.Progress.NONE, 0.0)
+    mark(channel.Progress.NONE)
     _send_range(messages, start, values, failed)
 
 

@@ -43,6 +43,8 @@ from .warm_pool import WarmPool
 CHUNKS_PER_WORKER = 4
 MAX_CHUNK = 5000
 LOOKAHEAD = 4096  # inputs of a .map read ahead to size its chunks (the rest is read as chunks complete)
+GROW_BELOW_S = 0.5  # a chunk quicker than this: the next ones are larger (up to GROWN_MAX_CHUNK)
+GROWN_MAX_CHUNK = 100_000  # inputs per chunk at most, grown, on a backend without a payload limit
 WINDOW_PER_WORKER = 2  # chunks in flight (not yet given back) per concurrent allocation: no further read-ahead
 WARM_MAX_CHUNK = 16  # inputs per request to a warm worker: each request is ~0.5 ms, so keep the balance fine
 
@@ -359,8 +361,9 @@ class Invoker:
         source = chain(head, rest)
         del head
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"modalc-map-{fn.tag}")
-        in_flight: deque[Future[list[Any]]] = deque()
+        in_flight: deque[Future[Any]] = deque()
         exhausted = False
+        read = 0
         try:
             while True:
                 while not exhausted and len(in_flight) < threads * WINDOW_PER_WORKER:
@@ -372,9 +375,9 @@ class Invoker:
                         call = Call(inputs=chunk, method=target.method, params=dict(target.params))
                         in_flight.append(pool.submit(warm.run, call))
                         continue
+                    read += len(chunk)
                     for part, payload in self._payloads(fn, target, chunk, [range(len(chunk))]):
-                        in_flight.append(pool.submit(self._execute_parts, fn, payload, len(part),
-                                                     uuid.uuid4().hex[:12]))
+                        in_flight.append(pool.submit(self._timed, fn, payload, len(part)))
                     del chunk
                 if not in_flight:
                     return
@@ -386,11 +389,32 @@ class Invoker:
                     in_flight.remove(done)
                 outcomes = done.result()
                 del done
+                if warm is None:
+                    elapsed, outcomes = outcomes
+                    size = self._grown(size, len(outcomes), elapsed, None if total is None else total - read,
+                                       threads)
                 progress.advance(sum(len(o) if o.__class__ is Batch else 1 for o in outcomes))
                 yield from self._values(outcomes, return_exceptions)
                 del outcomes
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def _timed(self, fn: FunctionJob, payload: bytes, n_inputs: int) -> tuple[float, list[Any]]:
+        start = time.monotonic()
+        parts = self._execute_parts(fn, payload, n_inputs, uuid.uuid4().hex[:12])
+        return time.monotonic() - start, parts
+
+    def _grown(self, size: int, parts: int, elapsed: float, left: int | None, threads: int) -> int:
+        """The next chunks' size once a chunk of ``size`` inputs took ``elapsed`` s: up to 4x larger while
+        chunks are much quicker than ``GROW_BELOW_S`` (an allocation's start-up then costs more than its
+        inputs), never more than a share of the inputs ``left`` per allocation (so the tail stays spread)."""
+        if elapsed >= GROW_BELOW_S or parts == 0:
+            return size
+        cap = GROWN_MAX_CHUNK if self.backend.max_payload_bytes is None else MAX_CHUNK
+        grown = min(cap, size * 4)
+        if left is not None:
+            grown = min(grown, max(size, math.ceil(left / threads)))
+        return max(size, grown)
 
     def _payloads(self, fn: FunctionJob, target: Target, inputs: list[Any], chunks: list[range]
                   ) -> list[tuple[range, bytes]]:
