@@ -62,18 +62,6 @@ def main() -> None:
     parser.add_argument("--no-startup", action="store_true", help="skip the runtime start-up figure")
     args = parser.parse_args()
     n = args.inputs
-    workers = os.cpu_count() or 1
-    # The baselines first, before this process grows: the pool forks it.
-    chunksize = max(1, n // (workers * 32))
-    start = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
-        assert sum(1 for _ in pool.map(noop, range(n), chunksize=chunksize)) == n
-    pool_s = time.perf_counter() - start
-    import joblib
-
-    start = time.perf_counter()
-    assert len(joblib.Parallel(n_jobs=workers)(joblib.delayed(noop)(x) for x in range(n))) == n
-    joblib_s = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MODALC_HOME"] = os.path.join(tmp, "home")
         data = compile_for_run(Path(tmp), "bench_local", APP)
@@ -97,6 +85,18 @@ def main() -> None:
             assert expected == n
         client_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        workers = os.cpu_count() or 1
+        # The baselines after ours: the peak RSS figures above are then the map's alone.
+        chunksize = max(1, n // (workers * 32))
+        start = time.perf_counter()
+        with ProcessPoolExecutor(workers) as pool:
+            assert sum(1 for _ in pool.map(noop, range(n), chunksize=chunksize)) == n
+        pool_s = time.perf_counter() - start
+        import joblib
+
+        start = time.perf_counter()
+        assert len(joblib.Parallel(n_jobs=workers)(joblib.delayed(noop)(x) for x in range(n))) == n
+        joblib_s = time.perf_counter() - start
     print(f".remote() round trip (no-op, fresh process per call): median {remote_ms:.1f} ms over "
           f"{args.calls} calls (goal <= 120 ms)")
     kind = "a generator of" if args.generator else "a list of"
@@ -106,7 +106,7 @@ def main() -> None:
     print(f"  joblib.Parallel(n_jobs={workers}) default batching: {n / joblib_s:,.0f} inputs/s ({joblib_s:.2f} s); "
           f"ratio ours/joblib {joblib_s / ours:.2f}x")
     print(f"peak RSS: client {client_kb / 1024:.0f} MB (before the map {rss_before / 1024:.0f} MB; goal < 300 MB), "
-          f"largest allocation or baseline worker {children_kb / 1024:.0f} MB (RUSAGE_CHILDREN)")
+          f"largest allocation {children_kb / 1024:.0f} MB (RUSAGE_CHILDREN)")
     if args.no_startup:
         return
     import runtime_startup

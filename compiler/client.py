@@ -24,7 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from typing import Any
 
 from agent_runtime import protocol
@@ -325,7 +325,7 @@ class Invoker:
             order_outputs: bool = True, return_exceptions: bool = False) -> Iterator[Any]:
         fn = self._function(target)
         shared = dict(kwargs)  # one dict for every input (the runtime never changes it): pickled once per chunk
-        inputs = ((args if type(args) is tuple else tuple(args), shared) for args in arg_tuples)
+        inputs = zip(map(tuple, arg_tuples), repeat(shared))  # in C: ~1 us per input less than a generator
         head = list(islice(inputs, LOOKAHEAD))
         if not head:
             return iter(())
@@ -348,7 +348,7 @@ class Invoker:
         of a million inputs is never held in memory (``LOOKAHEAD`` inputs are read first to size the chunks)."""
         progress = Progress(fn.tag, total, enabled=not self.quiet and sys.stderr.isatty())
         warm = self._warm_pool(fn, target)
-        n = total or LOOKAHEAD * 4  # a long map (more than LOOKAHEAD inputs): chunks as for a long list
+        n = total or LOOKAHEAD * 64  # a long map (more than LOOKAHEAD inputs): chunks as for a long list
         if warm is None:  # one dispatch per chunk
             size = self._chunk_size(fn, n, target.method)
             threads = self._limits[fn.tag]
@@ -405,13 +405,13 @@ class Invoker:
         return time.monotonic() - start, parts
 
     def _grown(self, size: int, parts: int, elapsed: float, left: int | None, threads: int) -> int:
-        """The next chunks' size once a chunk of ``size`` inputs took ``elapsed`` s: up to 4x larger while
+        """The next chunks' size once a chunk of ``size`` inputs took ``elapsed`` s: up to 8x larger while
         chunks are much quicker than ``GROW_BELOW_S`` (an allocation's start-up then costs more than its
         inputs), never more than a share of the inputs ``left`` per allocation (so the tail stays spread)."""
         if elapsed >= GROW_BELOW_S or parts == 0:
             return size
         cap = GROWN_MAX_CHUNK if self.backend.max_payload_bytes is None else MAX_CHUNK
-        grown = min(cap, size * 4)
+        grown = min(cap, int(size * min(8.0, GROW_BELOW_S / max(elapsed, 1e-3))))
         if left is not None:
             grown = min(grown, max(size, math.ceil(left / threads)))
         return max(size, grown)
