@@ -417,3 +417,8 @@ class Results:
             else:
                 out.append(p)
         return out
+
+
+def as_outcomes(body: Any) -> list[Outcome]:
+    """A result envelope's body as one ``Outcome`` per input (a ``Results`` flattened)."""
+    return body.outcomes() if isinstance(body, Results) else list(body)
