@@ -5,8 +5,17 @@ an 8-byte big-endian payload length and the payload, so results of any size
 (hundreds of MB) pass through without a size limit. Tags:
 
     worker -> supervisor   READY (payload: input count, group size), DONE, INFRA,
-                           FATAL (payload: ``pack_outcome``), DONE_MANY (``pack_many``)
-    supervisor -> worker   RUN (input index, attempt), RUN_MANY (first index, count), QUIT
+                           FATAL (payload: ``pack_outcome``), DONE_MANY (``pack_many``),
+                           DONE_RANGE (``pack_range``)
+    supervisor -> worker   RUN (input index, attempt), RUN_MANY (first index, count),
+                           RUN_RANGE (first index, count), QUIT
+
+RUN_RANGE is a plain function's hot path (``.map`` chunks): the worker runs
+the inputs one after the other and answers every few milliseconds with one
+DONE_RANGE for the inputs finished since the last: one pickle of their values
+(a failed input's slot is None) and a ``pack_outcome`` per failed input. It
+writes the index of the input it is running into a shared ``Progress`` page,
+so the supervisor still times out (and blames) each input on its own.
 
 The group size is how many inputs the worker runs at once (``@modal.concurrent``'s
 ``max_inputs``, ``@modal.batched``'s ``max_batch_size``; 1 otherwise): the supervisor then
@@ -32,15 +41,20 @@ RUN = b"G"
 RUN_MANY = b"M"
 DONE_MANY = b"N"
 QUIT = b"Q"
+RUN_RANGE = b"A"
+DONE_RANGE = b"B"
 
 _HEAD = struct.Struct(">cQ")
 RUN_BODY = struct.Struct(">QI")  # input index, attempt number
 RUN_MANY_BODY = struct.Struct(">QI")  # first input index, number of inputs (each on its first attempt)
 READY_BODY = struct.Struct(">QI")  # inputs in the call, group size
+RUN_RANGE_BODY = struct.Struct(">QQ")  # first input index, number of inputs (each on its first attempt)
+_RANGE_HEAD = struct.Struct(">QQQ")  # first input index, inputs, length of the values' pickle
+_FAILED = struct.Struct(">QQ")  # offset in the range, length of its pack_outcome
 _PART = struct.Struct(">Q")
 _OUTCOME_HEAD = struct.Struct(">??H")  # ok, retryable, summary length; summary and pickled Outcome follow
 
-_POLL_S = 0.5  # how often a silent worker is checked for having died without closing the pipe
+POLL_S = 0.5  # how often a silent worker is checked for having died without closing the pipe
 
 
 def pack_outcome(ok: bool, retryable: bool, summary: str, outcome: bytes) -> bytes:
@@ -70,6 +84,46 @@ def unpack_many(payload: bytearray) -> list[bytearray]:
         out.append(payload[pos:pos + size])
         pos += size
     return out
+
+
+def pack_range(first: int, count: int, values: bytes, failed: list[tuple[int, bytes]]) -> bytes:
+    """A DONE_RANGE payload: inputs ``first``..``first + count - 1``, their values' pickle, the failed ones."""
+    return b"".join([_RANGE_HEAD.pack(first, count, len(values)), values,
+                     *(_FAILED.pack(off, len(p)) + p for off, p in failed)])
+
+
+def unpack_range(payload: bytearray) -> tuple[int, int, bytes, list[tuple[int, bytearray]]]:
+    first, count, size = _RANGE_HEAD.unpack_from(payload)
+    pos = _RANGE_HEAD.size
+    values = bytes(memoryview(payload)[pos:pos + size])
+    pos += size
+    failed: list[tuple[int, bytearray]] = []
+    while pos < len(payload):
+        off, size = _FAILED.unpack_from(payload, pos)
+        pos += _FAILED.size
+        failed.append((off, payload[pos:pos + size]))
+        pos += size
+    return first, count, values, failed
+
+
+class Progress:
+    """A page shared by the supervisor and its forked worker: the index of the input the worker runs (one
+    aligned 8-byte word; the supervisor times when it changes)."""
+
+    _BODY = struct.Struct("=Q")
+    NONE = 2 ** 64 - 1
+
+    def __init__(self) -> None:
+        import mmap
+
+        self.page = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and MAP_SHARED: the fork shares it
+        self.set(self.NONE)
+
+    def set(self, index: int) -> None:
+        self._BODY.pack_into(self.page, 0, index)
+
+    def get(self) -> int:
+        return int(self._BODY.unpack_from(self.page, 0)[0])
 
 
 def stack_file(result_dir: str, pid: int) -> str:
@@ -110,7 +164,7 @@ class Receiver:
         view = memoryview(out)
         pos = 0
         while pos < size:
-            wait = _POLL_S
+            wait = POLL_S
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -153,10 +153,35 @@ def result_body(outcomes: list[bytes]) -> list[Any]:
     return [_Pickled(data) for data in outcomes]
 
 
-def call_outcomes(tag: str, result: bytes | None, why: str, n_inputs: int) -> list[Outcome]:
-    """The outcomes of one call's ``n_inputs`` inputs, read from its result (the client's, or a calling
-    allocation's own call); without a readable result of that length, each is an ExecutionError saying ``why``."""
-    from .protocol import ProtocolError, decode
+class _PickledBatch:
+    """A range's values (already pickled) and its inputs apart (pickled outcomes): unpickles as a ``Batch``."""
+
+    __slots__ = ("apart", "values")
+
+    def __init__(self, values: bytes, apart: dict[int, bytes]):
+        self.values = values
+        self.apart = apart
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from .protocol import Batch
+
+        return Batch, (_Pickled(self.values), {off: _Pickled(data) for off, data in self.apart.items()})
+
+
+def ranges_body(parts: list[bytes | tuple[int, bytes, dict[int, bytes]]]) -> Any:
+    """The body of a result envelope whose inputs ran in ranges: unpickles to a ``protocol.Results``. Each part
+    is a pickled outcome, or (inputs, their values' pickle, offset -> pickled outcome of an input apart)."""
+    from .protocol import Results
+
+    wrapped: list[Any] = [_Pickled(p) if isinstance(p, bytes) else _PickledBatch(p[1], p[2]) for p in parts]
+    return Results(wrapped)
+
+
+def call_parts(tag: str, result: bytes | None, why: str, n_inputs: int) -> list[Any]:
+    """The outcomes of one call's ``n_inputs`` inputs as ``Outcome``s and ``Batch``es (values of consecutive
+    inputs) in input order, read from its result (the client's, or a calling allocation's own call); without a
+    readable result of that length, each is an ExecutionError saying ``why``."""
+    from .protocol import ProtocolError, Results, decode
     from .sdk.exception import ExecutionError  # not at import: this module is on the allocation's start-up path
 
     if result is not None:
@@ -165,6 +190,19 @@ def call_outcomes(tag: str, result: bytes | None, why: str, n_inputs: int) -> li
         except ProtocolError as exc:
             raise ExecutionError(f"{tag}: unreadable result from the allocation: {exc}") from None
         if len(outcomes) == n_inputs:
-            return list(outcomes)
+            return list(outcomes.parts) if isinstance(outcomes, Results) else list(outcomes)
     error = ExecutionError(f"{tag}: {why}")
     return [Outcome(ok=False, exc=error, exc_type="ExecutionError", exc_repr=str(error)) for _ in range(n_inputs)]
+
+
+def call_outcomes(tag: str, result: bytes | None, why: str, n_inputs: int) -> list[Outcome]:
+    """``call_parts`` as one ``Outcome`` per input."""
+    from .protocol import Batch
+
+    out: list[Outcome] = []
+    for p in call_parts(tag, result, why, n_inputs):
+        if isinstance(p, Batch):
+            out.extend(p.outcomes())
+        else:
+            out.append(p)
+    return out

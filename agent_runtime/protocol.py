@@ -14,7 +14,10 @@ big-endian unsigned length, then that many bytes of pickle.
 
 The shim's result envelope (kind "result") adds ``exit_code`` (see
 ``agent_runtime.exitcodes``), ``error`` (a one-line summary, "" on success)
-and ``inputs`` to the header; its body is a ``list[Outcome]`` in input order.
+and ``inputs`` to the header; its body is a ``list[Outcome]`` in input order, or, when the
+inputs ran in ranges (a plain function's ``.map`` chunk), a ``Results``: ``Batch``es of
+values of consecutive inputs and ``Outcome``s, in input order (``Results.outcomes()``
+is the list).
 When the call could not be read or the module not imported, the list holds
 one failed ``Outcome`` describing that, whatever the number of inputs. Pickles are only loaded from the job's
 own call file and the job's own result file.
@@ -349,3 +352,73 @@ class Outcome:
         """Reads pickles of the dataclass this class was (a ``__dict__`` state)."""
         for name, value in state.items():
             setattr(self, name, value)
+
+
+class Batch:
+    """The outcomes of consecutive inputs that ran in one range: their values (attempt 1), except the inputs
+    in ``apart`` (offset -> ``Outcome``: failed, retried, or not plain), whose value slot holds None."""
+
+    __slots__ = ("apart", "values")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, values: list[Any], apart: dict[int, Outcome] | None = None) -> None:
+        self.values = values
+        self.apart: dict[int, Outcome] = apart or {}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        return f"Batch(values={self.values!r}, apart={self.apart!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Batch:
+            return NotImplemented
+        assert isinstance(other, Batch)
+        return (self.values, self.apart) == (other.values, other.apart)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Batch, (self.values, self.apart)
+
+    def outcomes(self) -> list[Outcome]:
+        apart = self.apart
+        return [apart[i] if i in apart else Outcome(ok=True, value=v) for i, v in enumerate(self.values)]
+
+
+class Results:
+    """A result envelope's body when inputs ran in ranges: ``Batch``es and ``Outcome``s, in input order."""
+
+    __slots__ = ("parts",)
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, parts: list[Batch | Outcome]) -> None:
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(p) if isinstance(p, Batch) else 1 for p in self.parts)
+
+    def __repr__(self) -> str:
+        return f"Results(parts={self.parts!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Results:
+            return NotImplemented
+        assert isinstance(other, Results)
+        return self.parts == other.parts
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Results, (self.parts,)
+
+    def outcomes(self) -> list[Outcome]:
+        out: list[Outcome] = []
+        for p in self.parts:
+            if isinstance(p, Batch):
+                out.extend(p.outcomes())
+            else:
+                out.append(p)
+        return out
+
+
+def as_outcomes(body: Any) -> list[Outcome]:
+    """A result envelope's body as one ``Outcome`` per input (a ``Results`` flattened)."""
+    return body.outcomes() if isinstance(body, Results) else list(body)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import os
+import select
 import signal
 import sys
 import time
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from types import FrameType
 
 _STACKS_WAIT_S = 0.5  # how long a timed-out worker gets to dump its stacks before SIGKILL
-_GRACE_S = 5.0  # how long a stopped task's worker gets to end on SIGTERM (its @modal.exit methods) before SIGKILL
+_GRACE_S = 5.0
+_RANGE_POLL_S = 0.05  # how often a worker running a range is checked for the input it runs  # how long a stopped task's worker gets to end on SIGTERM (its @modal.exit methods) before SIGKILL
 
 
 class Status(enum.Enum):
@@ -56,6 +58,34 @@ class Attempt:
                 f"outcome={self.outcome!r})")
 
 
+class _Range:
+    """The outcomes of consecutive inputs a worker ran with RUN_RANGE: one pickle of their values, and an
+    ``Attempt`` for each input that is apart (failed, or not plain: retried one by one)."""
+
+    __slots__ = ("apart", "count", "values")
+
+    def __init__(self, count: int, values: bytes, apart: dict[int, Attempt]) -> None:
+        self.count = count
+        self.values = values
+        self.apart = apart
+
+
+def _attempts(results: list[Attempt | _Range]) -> list[Attempt]:
+    out: list[Attempt] = []
+    for r in results:
+        if isinstance(r, _Range):
+            out.extend(r.apart.values())
+        else:
+            out.append(r)
+    return out
+
+
+def _counted(results: list[Attempt | _Range]) -> int:
+    return sum(r.count if isinstance(r, _Range) else 1 for r in results)
+
+
+_TIMED_OUT: tuple[bytes, bytearray] = (b"", bytearray())  # _range_message's answer (compared by identity)
+
 # _attempt's answer "a fresh worker is ready and runs inputs in groups" (compared by identity).
 _GROUPED = Attempt(Status.OK, False, "", b"")
 
@@ -66,6 +96,7 @@ class _Worker:
     def __init__(self, opts: Options, call_body: bytes | None):
         cmd_r, cmd_w = os.pipe()
         msg_r, msg_w = os.pipe()
+        self.progress = channel.Progress()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -74,7 +105,7 @@ class _Worker:
             os.close(msg_r)
             from . import worker
 
-            worker.main(opts, call_body, cmd_r, msg_w)
+            worker.main(opts, call_body, cmd_r, msg_w, self.progress)
         os.close(cmd_r)
         os.close(msg_w)
         try:
@@ -229,10 +260,18 @@ class Supervisor:
             self.generator = True
         return data[offset:]
 
-    def _run_inputs(self, call_body: bytes | None) -> list[Attempt]:
-        results: list[Attempt] = []
+    def _run_inputs(self, call_body: bytes | None) -> list[Attempt | _Range]:
+        results: list[Attempt | _Range] = []
         index = 0
         while self.count is None or index < self.count:
+            if self._ranged(index):
+                assert self.count is not None
+                part = self._run_range(call_body, index, self.count)
+                results.extend(part)
+                last = part[-1] if part else None
+                if isinstance(last, Attempt) and last.status is Status.FATAL:
+                    results.extend([last] * (self.count - _counted(results)))
+                break
             if self._grouped(index):
                 assert self.count is not None
                 group = self._run_group(call_body, index, min(self.group, self.count - index))
@@ -273,6 +312,92 @@ class Supervisor:
             attempt += 1
             result = self._attempt(call_body, index, attempt, single=True)
         return result
+
+    # -- a plain function's inputs one after the other, answered in batches (RUN_RANGE) -----------
+    def _ranged(self, index: int) -> bool:
+        return (self.group == 1 and not self.generator and self.count is not None
+                and self.count - index > 1)
+
+    def _run_range(self, call_body: bytes | None, first: int, stop: int) -> list[Attempt | _Range]:
+        """Inputs ``first``..``stop - 1``; each still has its own timeout, retries and outcome."""
+        out: list[Attempt | _Range] = []
+        retries: list[tuple[dict[int, Attempt], int, int]] = []  # (a range's inputs apart, offset, input index)
+        stuck_retries: list[tuple[int, int]] = []  # (position in out, input index) of timed-out or crashed inputs
+        index = first
+        while index < stop:
+            if self.worker is None:
+                self.worker = _Worker(self.opts, call_body)
+                started = self._await(index, 1, 0, starting=True)
+                if started is not None:
+                    out.append(started)
+                    break
+            worker = self.worker
+            assert worker is not None
+            try:
+                channel.send(worker.commands, channel.RUN_RANGE, channel.RUN_RANGE_BODY.pack(index, stop - index))
+            except BrokenPipeError:
+                pass
+            while index < stop:
+                message = self._range_message(worker)
+                if message is None or message is _TIMED_OUT:
+                    running = worker.progress.get()
+                    stuck = running if index <= running < stop else index
+                    if message is _TIMED_OUT:
+                        failed = self._timed_out(worker, "", retryable=True, attempt=1)
+                    else:
+                        text = f"the function's process {describe_exit(worker.reap())} while running input {stuck}"
+                        self.worker = None
+                        failed = Attempt(Status.USER, True, text,
+                                         outcomes.runtime_failure("ExecutionError", text, attempts=1))
+                    # The inputs it finished since its last answer are lost with it: they run again.
+                    if stuck > index:
+                        out.extend(self._run_range(call_body, index, stuck))
+                    stuck_retries.append((len(out), stuck))
+                    out.append(failed)
+                    index = stuck + 1
+                    break
+                tag, payload = message
+                if tag != channel.DONE_RANGE:
+                    ok, retryable, summary, outcome = channel.unpack_outcome(payload)
+                    worker.reap()
+                    self.worker = None
+                    out.append(Attempt(Status.INFRA if tag == channel.INFRA else Status.FATAL, False, summary,
+                                       outcome))
+                    index = stop
+                    break
+                start, count, values, apart = channel.unpack_range(payload)
+                part = _Range(count, values, {})
+                for off, packed in apart:
+                    ok, retryable, summary, outcome = channel.unpack_outcome(packed)
+                    part.apart[off] = Attempt(Status.OK if ok else Status.USER, retryable, summary, outcome)
+                    if not ok:
+                        retries.append((part.apart, off, start + off))
+                out.append(part)
+                index = start + count
+        for holder, key, input_index in retries:  # the worker is idle now: retry one by one
+            holder[key] = self._retried(call_body, input_index, holder[key]) or holder[key]
+        for position, input_index in stuck_retries:
+            first_try = out[position]
+            assert isinstance(first_try, Attempt)
+            out[position] = self._retried(call_body, input_index, first_try) or first_try
+        return out
+
+    def _range_message(self, worker: _Worker) -> tuple[bytes, bytearray] | None:
+        """The worker's next message; ``_TIMED_OUT`` when the input it runs overran (timed from when this
+        loop saw it start, within ``RANGE_POLL_S``); None when it died."""
+        seen, since = worker.progress.get(), time.monotonic()
+        while True:
+            left = since + self.opts.timeout_s - time.monotonic()
+            if left <= 0:
+                return _TIMED_OUT
+            readable, _, _ = select.select([worker.receiver.fd], [], [], min(left, _RANGE_POLL_S))
+            if readable:
+                return worker.receiver.receive()
+            running = worker.progress.get()
+            if running != seen:
+                seen, since = running, time.monotonic()
+            elif not worker.alive():  # a child the user started may hold the pipe open after the worker died
+                return None
 
     # -- a group of inputs at once (@modal.concurrent, @modal.batched) ---------------
     def _grouped(self, index: int) -> bool:
@@ -386,7 +511,8 @@ class Supervisor:
         return end == size_before
 
     # -- the result --------------------------------------------------------------
-    def _finish(self, results: list[Attempt]) -> int:
+    def _finish(self, parts: list[Attempt | _Range]) -> int:
+        results = _attempts(parts)
         statuses = {r.status for r in results}
         if Status.INFRA in statuses:
             code = exitcodes.INFRA_ERROR
@@ -399,15 +525,20 @@ class Supervisor:
         failed = [r for r in results if r.status is not Status.OK]
         error = ""
         if failed:
-            total = self.count if self.count is not None else len(results)
+            total = self.count if self.count is not None else _counted(parts)
             error = f"{len(failed)} of {total} inputs failed; first: {failed[0].summary}"
             if Status.INFRA in statuses:
                 error = failed[0].summary
-        body = outcomes.result_body([r.outcome for r in results])
+        if any(isinstance(p, _Range) for p in parts):
+            body: object = outcomes.ranges_body([
+                (p.count, p.values, {off: a.outcome for off, a in p.apart.items()}) if isinstance(p, _Range)
+                else p.outcome for p in parts])
+        else:
+            body = outcomes.result_body([r.outcome for r in results])
         path = os.path.join(self.opts.result_dir, RESULT_FILE)
         from .protocol import write_atomic
 
-        write_atomic(path, encode("result", body, exit_code=code, error=error, inputs=len(results)))
+        write_atomic(path, encode("result", body, exit_code=code, error=error, inputs=_counted(parts)))
         if code != exitcodes.OK:
             print(f"agent_runtime: {self.label}: {error} (exit {code})", file=sys.stderr, flush=True)
         return code

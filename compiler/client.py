@@ -21,14 +21,15 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from functools import partial
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import chain, islice, repeat
 from typing import Any
 
 from agent_runtime import protocol
-from agent_runtime.outcomes import call_outcomes, remote_exception
-from agent_runtime.protocol import Call, Outcome
+from agent_runtime.outcomes import call_outcomes, call_parts, remote_exception
+from agent_runtime.protocol import Batch, Call, Outcome
 from agent_runtime.sdk.exception import ExecutionError
 from agent_runtime.sdk.functions import Target
 
@@ -41,6 +42,10 @@ from .warm_pool import WarmPool
 
 CHUNKS_PER_WORKER = 4
 MAX_CHUNK = 5000
+LOOKAHEAD = 4096  # inputs of a .map read ahead to size its chunks (the rest is read as chunks complete)
+GROW_BELOW_S = 0.5  # a chunk quicker than this: the next ones are larger (up to GROWN_MAX_CHUNK)
+GROWN_MAX_CHUNK = 100_000  # inputs per chunk at most, grown, on a backend without a payload limit
+WINDOW_PER_WORKER = 2  # chunks in flight (not yet given back) per concurrent allocation: no further read-ahead
 WARM_MAX_CHUNK = 16  # inputs per request to a warm worker: each request is ~0.5 ms, so keep the balance fine
 
 
@@ -51,11 +56,12 @@ def _serves_web(fn: FunctionJob) -> bool:
 
 
 class Progress:
-    """``[fn] map 120/1000`` on a terminal; nothing when quiet or piped."""
+    """``[fn] map 120/1000`` on a terminal (``120/?`` while a generator's inputs are still being read);
+    nothing when quiet or piped."""
 
-    def __init__(self, label: str, total: int, enabled: bool):
+    def __init__(self, label: str, total: int | None, enabled: bool):
         self.label, self.total, self.done = label, total, 0
-        self.enabled = enabled and total > 1
+        self.enabled = enabled and (total is None or total > 1)
         self._lock = threading.Lock()
 
     def advance(self, n: int) -> None:
@@ -63,8 +69,8 @@ class Progress:
             return
         with self._lock:
             self.done += n
-            sys.stderr.write(f"\r[{self.label}] map {self.done}/{self.total}")
-            if self.done >= self.total:
+            sys.stderr.write(f"\r[{self.label}] map {self.done}/{'?' if self.total is None else self.total}")
+            if self.total is not None and self.done >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
@@ -163,6 +169,16 @@ class Invoker:
         return payload
 
     def _execute(self, fn: FunctionJob, payload: bytes, n_inputs: int, call_id: str) -> list[Outcome]:
+        result = self._dispatched(fn, payload, call_id)
+        return self._outcomes(fn, result, n_inputs)
+
+    def _execute_parts(self, fn: FunctionJob, payload: bytes, n_inputs: int, call_id: str) -> list[Any]:
+        """A ``.map`` chunk's outcomes as ``Outcome``s and ``Batch``es (no ``Outcome`` per successful input)."""
+        result = self._dispatched(fn, payload, call_id)
+        why = result.failure or f"the allocation exited with code {result.exit_code} without a result"
+        return call_parts(fn.tag, result.result, why, n_inputs)
+
+    def _dispatched(self, fn: FunctionJob, payload: bytes, call_id: str) -> AllocResult:
         with self._slots[fn.tag]:
             dispatch = self.backend.dispatch(fn, payload, call_id=call_id)
             with self._lock:
@@ -173,7 +189,7 @@ class Invoker:
                 with self._lock:
                     self._dispatches.pop(call_id, None)
         assert result is not None
-        return self._outcomes(fn, result, n_inputs)
+        return result
 
     def _outcomes(self, fn: FunctionJob, result: AllocResult, n_inputs: int) -> list[Outcome]:
         why = result.failure or f"the allocation exited with code {result.exit_code} without a result"
@@ -308,58 +324,97 @@ class Invoker:
     def map(self, target: Target, arg_tuples: Iterable[tuple[Any, ...]], kwargs: dict[str, Any], *,
             order_outputs: bool = True, return_exceptions: bool = False) -> Iterator[Any]:
         fn = self._function(target)
-        inputs = [(tuple(args), dict(kwargs)) for args in arg_tuples]
-        if not inputs:
+        shared = dict(kwargs)  # one dict for every input (the runtime never changes it): pickled once per chunk
+        inputs = zip(map(tuple, arg_tuples), repeat(shared))  # in C: ~1 us per input less than a generator
+        head = list(islice(inputs, LOOKAHEAD))
+        if not head:
             return iter(())
-        return self._map(fn, target, inputs, order_outputs, return_exceptions)
+        total = len(head) if len(head) < LOOKAHEAD else None
+        return self._map(fn, target, head, inputs, total, order_outputs, return_exceptions)
 
-    def _chunks(self, fn: FunctionJob, n: int, method: str | None = None) -> list[range]:
+    def _chunk_size(self, fn: FunctionJob, n: int, method: str | None = None) -> int:
         workers = self._limits[fn.tag]
         size = max(1, min(MAX_CHUNK, math.ceil(n / (workers * CHUNKS_PER_WORKER))))
         # A backend whose dispatches cost HTTP requests sets a floor (Nomad: ~5 requests per dispatch).
         size = max(size, min(self.backend.min_chunk, MAX_CHUNK))
         # An allocation that runs inputs at once (@modal.concurrent / @modal.batched) gets a full group.
-        size = max(size, min(fn.group_size(method), MAX_CHUNK))
-        return [range(i, min(i + size, n)) for i in range(0, n, size)]
+        return max(size, min(fn.group_size(method), MAX_CHUNK))
 
-    def _map(self, fn: FunctionJob, target: Target, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    def _map(self, fn: FunctionJob, target: Target, head: list[tuple[tuple[Any, ...], dict[str, Any]]],
+             rest: Iterator[tuple[tuple[Any, ...], dict[str, Any]]], total: int | None,
              order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
-        progress = Progress(fn.tag, len(inputs), enabled=not self.quiet and sys.stderr.isatty())
+        """The map's values as its chunks complete. The inputs are read a chunk at a time, at most
+        ``WINDOW_PER_WORKER`` chunks per concurrent allocation ahead of the values given back, so a generator
+        of a million inputs is never held in memory (``LOOKAHEAD`` inputs are read first to size the chunks)."""
+        progress = Progress(fn.tag, total, enabled=not self.quiet and sys.stderr.isatty())
         warm = self._warm_pool(fn, target)
-        jobs: list[tuple[range, Callable[[], list[Outcome]]]]
+        n = total or LOOKAHEAD * 64  # a long map (more than LOOKAHEAD inputs): chunks as for a long list
         if warm is None:  # one dispatch per chunk
-            jobs = [(chunk, partial(self._execute, fn, payload, len(chunk), uuid.uuid4().hex[:12]))
-                    for chunk, payload in self._payloads(fn, target, inputs,
-                                                         self._chunks(fn, len(inputs), target.method))]
+            size = self._chunk_size(fn, n, target.method)
             threads = self._limits[fn.tag]
         else:  # over the warm workers' channel: small chunks, a few per slot, no payload limit
             slots = warm.warm.max_containers * warm.warm.max_inputs
-            size = max(1, min(WARM_MAX_CHUNK, math.ceil(len(inputs) / (slots * CHUNKS_PER_WORKER))))
+            size = max(1, min(WARM_MAX_CHUNK, math.ceil(n / (slots * CHUNKS_PER_WORKER))))
             if fn.batch_wait_ms(target.method) is not None:  # @modal.batched: full batches
                 size = max(size, min(fn.group_size(target.method), MAX_CHUNK))
-            chunks = [range(i, min(i + size, len(inputs))) for i in range(0, len(inputs), size)]
-            jobs = [(c, partial(warm.run, Call(inputs=inputs[c.start:c.stop], method=target.method,
-                                               params=dict(target.params)))) for c in chunks]
-            threads = min(slots, len(jobs))
+            threads = max(1, min(slots, math.ceil(n / size)))
+        source = chain(head, rest)
+        del head
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"modalc-map-{fn.tag}")
+        in_flight: deque[Future[Any]] = deque()
+        exhausted = False
+        read = 0
         try:
-            futures = {pool.submit(job): chunk for chunk, job in jobs}
-            pending: dict[int, list[Outcome]] = {}
-            next_start = 0
-            starts = sorted(c.start for c, _ in jobs)
-            for future in as_completed(futures):
-                chunk = futures[future]
-                outcomes = future.result()
-                progress.advance(len(chunk))
-                if not order_outputs:
-                    yield from self._values(outcomes, return_exceptions)
-                    continue
-                pending[chunk.start] = outcomes
-                while next_start < len(starts) and starts[next_start] in pending:
-                    yield from self._values(pending.pop(starts[next_start]), return_exceptions)
-                    next_start += 1
+            while True:
+                while not exhausted and len(in_flight) < threads * WINDOW_PER_WORKER:
+                    chunk = list(islice(source, size))
+                    if not chunk:
+                        exhausted = True
+                        break
+                    if warm is not None:
+                        call = Call(inputs=chunk, method=target.method, params=dict(target.params))
+                        in_flight.append(pool.submit(warm.run, call))
+                        continue
+                    read += len(chunk)
+                    for part, payload in self._payloads(fn, target, chunk, [range(len(chunk))]):
+                        in_flight.append(pool.submit(self._timed, fn, payload, len(part)))
+                    del chunk
+                if not in_flight:
+                    return
+                if order_outputs:
+                    done = in_flight.popleft()
+                else:
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    done = next(iter(finished))
+                    in_flight.remove(done)
+                outcomes = done.result()
+                del done
+                if warm is None:
+                    elapsed, outcomes = outcomes
+                    size = self._grown(size, len(outcomes), elapsed, None if total is None else total - read,
+                                       threads)
+                progress.advance(sum(len(o) if o.__class__ is Batch else 1 for o in outcomes))
+                yield from self._values(outcomes, return_exceptions)
+                del outcomes
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def _timed(self, fn: FunctionJob, payload: bytes, n_inputs: int) -> tuple[float, list[Any]]:
+        start = time.monotonic()
+        parts = self._execute_parts(fn, payload, n_inputs, uuid.uuid4().hex[:12])
+        return time.monotonic() - start, parts
+
+    def _grown(self, size: int, parts: int, elapsed: float, left: int | None, threads: int) -> int:
+        """The next chunks' size once a chunk of ``size`` inputs took ``elapsed`` s: up to 8x larger while
+        chunks are much quicker than ``GROW_BELOW_S`` (an allocation's start-up then costs more than its
+        inputs), never more than a share of the inputs ``left`` per allocation (so the tail stays spread)."""
+        if elapsed >= GROW_BELOW_S or parts == 0:
+            return size
+        cap = GROWN_MAX_CHUNK if self.backend.max_payload_bytes is None else MAX_CHUNK
+        grown = min(cap, int(size * min(8.0, GROW_BELOW_S / max(elapsed, 1e-3))))
+        if left is not None:
+            grown = min(grown, max(size, math.ceil(left / threads)))
+        return max(size, grown)
 
     def _payloads(self, fn: FunctionJob, target: Target, inputs: list[Any], chunks: list[range]
                   ) -> list[tuple[range, bytes]]:
@@ -386,9 +441,20 @@ class Invoker:
         self.backend.explain(exc)
         return exc
 
-    def _values(self, outcomes: list[Outcome], return_exceptions: bool) -> Iterator[Any]:
+    def _values(self, outcomes: list[Any], return_exceptions: bool) -> Iterator[Any]:
+        """The values of ``Outcome``s and ``Batch``es, in order; a failure raised or (return_exceptions) given."""
         for o in outcomes:
-            if o.ok:
+            if o.__class__ is Batch:
+                if not o.apart:
+                    yield from o.values
+                else:
+                    apart = o.apart
+                    for i, value in enumerate(o.values):
+                        if i in apart:
+                            yield from self._values([apart[i]], return_exceptions)
+                        else:
+                            yield value
+            elif o.ok:
                 yield o.value
             elif return_exceptions:
                 yield self._exception(o)

@@ -257,7 +257,8 @@ class WarmPool:
         except ProtocolError as exc:
             raise ExecutionError(f"{self.fn.tag}: unreadable answer from the warm worker: {exc}") from None
         flags = str(header.get("retryable") or "")
-        return list(outcomes), [flags[i:i + 1] == "1" for i in range(len(outcomes))]
+        outcomes = protocol.as_outcomes(outcomes)
+        return outcomes, [flags[i:i + 1] == "1" for i in range(len(outcomes))]
 
     def stream(self, call: Call) -> Generator[Any, None, Outcome]:
         """A generator call's values as the worker yields them; its generator returns the call's outcome.
@@ -435,7 +436,7 @@ class WarmPool:
 
         if result is not None and result.result is not None:
             try:
-                _, outcomes = protocol.decode(result.result)
+                outcomes = protocol.as_outcomes(protocol.decode(result.result)[1])
                 if outcomes and not outcomes[0].ok:
                     exc = remote_exception(outcomes[0])
                     self.backend.explain(exc)

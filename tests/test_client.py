@@ -277,3 +277,27 @@ def test_options_of_a_deployed_class_are_refused_not_ignored(app_and_invoker: An
     with pytest.raises(ExecutionError, match=r"other-app\.Model\.with_options.*deployed with"):
         invoker.call(Target(app_name="other-app", tag="Model", method="run", options=(("gpu", "A100"),)), (), {})
     assert backend.dispatches == []
+
+
+def test_map_reads_a_generator_lazily_within_a_bounded_window(app_and_invoker: Any) -> None:
+    from compiler import client
+
+    module, backend, _ = app_and_invoker
+    pulled = 0
+    total = 200_000
+
+    def numbers() -> Any:
+        nonlocal pulled
+        for x in range(total):
+            pulled += 1
+            yield x if x != 13 else 12
+
+    out = module.double.map(numbers())
+    assert next(out) == 0
+    # At most LOOKAHEAD inputs to size the chunks, then WINDOW_PER_WORKER chunks per container (3 here).
+    bound = client.LOOKAHEAD + 3 * client.WINDOW_PER_WORKER * client.MAX_CHUNK
+    assert pulled <= bound < total
+    rest = list(out)
+    assert len(rest) == total - 1 and rest[-1] == 2 * (total - 1)
+    assert pulled == total
+    assert backend.peak <= 3

@@ -66,9 +66,14 @@ def current_function_call_id() -> str | None:
     return f"fc-{job}" if job and not is_local() else None
 
 
+_input_index: int | None = None  # the input a worker's range runs (agent_runtime/worker.py): no env write per input
+
+
 def current_input_id() -> str | None:
     import os
 
+    if _input_index is not None:
+        return f"in-{_input_index}"
     return os.environ.get("MODALC_INPUT_ID")
 
 

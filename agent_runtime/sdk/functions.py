@@ -152,7 +152,7 @@ class _Invocable:
     def _starmap(self, input_iterator: Iterable[Any], *, kwargs: dict[str, Any] | None = None,
                  order_outputs: bool = True, return_exceptions: bool = False,
                  wrap_returned_exceptions: bool = True) -> Iterator[Any]:
-        return iter(_invoker().map(self._target(), (tuple(a) for a in input_iterator), dict(kwargs or {}),
+        return iter(_invoker().map(self._target(), map(tuple, input_iterator), dict(kwargs or {}),
                                    order_outputs=order_outputs, return_exceptions=return_exceptions))
 
     def _starmap_aio(self, input_iterator: Iterable[Any], **options: Any) -> AsyncIterator[Any]:

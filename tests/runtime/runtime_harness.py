@@ -67,7 +67,8 @@ class Shim:
         proc = subprocess.run(cmd, cwd=ROOT, env=env or self.env(), capture_output=True, text=True, timeout=60)
         elapsed = time.monotonic() - start
         data = (self.result_dir / protocol.RESULT_FILE).read_bytes()
-        header, outcomes = protocol.decode(data)
+        header, body = protocol.decode(data)
+        outcomes = protocol.as_outcomes(body)
         return Run(proc.returncode, proc.stderr, header, outcomes, self.result_dir, elapsed)
 
     def count(self) -> int:
