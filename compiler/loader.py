@@ -133,6 +133,10 @@ def load(ref: ImportRef) -> LoadedScript:
     if ref.use_module_mode:
         module_name = ref.file_or_module
         root = os.path.abspath(os.getcwd())
+        # As `modal run -m` does (modal/cli/import_refs.py): the working folder is importable, also when the
+        # console script's own folder is sys.path[0].
+        if root not in sys.path and "" not in sys.path:
+            sys.path.insert(0, root)
         spec = None
         try:
             spec = importlib.util.find_spec(module_name)

@@ -19,10 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def modalc(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m compiler`` from ``cwd`` (not the checkout), with this checkout's code on the path."""
+    """``python -P -m compiler`` from ``cwd`` (not the checkout), with this checkout's code on the path.
+
+    ``-P`` keeps the working folder off ``sys.path``, as it is for the installed ``modalc`` console script.
+    """
     env = {**os.environ, "MODALC_HOME": str(home), "PYTHONPATH": str(ROOT)}
     env.pop("NOMAD_ADDR", None)
-    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-P", "-m", "compiler", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=90)
 
 APP = textwrap.dedent('''
