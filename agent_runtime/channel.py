@@ -110,20 +110,20 @@ class Progress:
     """A page shared by the supervisor and its forked worker: the index of the input the worker runs (one
     aligned 8-byte word; the supervisor times when it changes)."""
 
-    _BODY = struct.Struct("=Q")
     NONE = 2 ** 64 - 1
 
     def __init__(self) -> None:
         import mmap
 
         self.page = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous and MAP_SHARED: the fork shares it
+        self.word = memoryview(self.page).cast("Q")  # one native 8-byte word: a store is ~4x quicker than struct's
         self.set(self.NONE)
 
     def set(self, index: int) -> None:
-        self._BODY.pack_into(self.page, 0, index)
+        self.word[0] = index
 
     def get(self) -> int:
-        return int(self._BODY.unpack_from(self.page, 0)[0])
+        return int(self.word[0])
 
 
 def stack_file(result_dir: str, pid: int) -> str:

@@ -32,6 +32,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 MAGIC = b"MODALC1\n"
@@ -283,13 +284,55 @@ def split_frames(buffer: bytes) -> tuple[list[Any], bytes]:
     return values, buffer[end:]
 
 
+class Inputs:
+    """A ``.map`` chunk's inputs: each one's positional arguments, and the one keyword dict they all share.
+
+    Reads as a sequence of ``(args, kwargs)`` pairs. Pickled as one list of argument tuples and one dict:
+    a pair per input would cost a tuple and a memo reference each, and its unpickling, with the garbage
+    collector tracking every pair that holds the dict, takes about five times as long (0.36 s against
+    0.07 s for 500,000 inputs)."""
+
+    __slots__ = ("args", "kwargs")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, args: list[tuple[Any, ...]], kwargs: dict[str, Any]) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+    def __len__(self) -> int:
+        return len(self.args)
+
+    def __getitem__(self, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return self.args[index], self.kwargs
+
+    def __iter__(self) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+        kwargs = self.kwargs
+        return ((args, kwargs) for args in self.args)
+
+    def slice(self, start: int, stop: int) -> Inputs:
+        return Inputs(self.args[start:stop], self.kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Inputs):
+            return (self.args, self.kwargs) == (other.args, other.kwargs)
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Inputs({self.args!r}, {self.kwargs!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Inputs, (self.args, self.kwargs)
+
+
 class Call:
     """The body of a call envelope: one or more inputs for one function (or class method)."""
 
     __slots__ = ("inputs", "method", "params")
     __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it was
 
-    def __init__(self, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]], method: str | None = None,
+    def __init__(self, inputs: list[tuple[tuple[Any, ...], dict[str, Any]]] | Inputs, method: str | None = None,
                  params: dict[str, Any] | None = None) -> None:
         self.inputs = inputs
         self.method = method

@@ -3,7 +3,9 @@
 Runs on a developer machine: ``python benchmarks/local.py [--inputs 20000] [--calls 30] [--generator]``
 (``--inputs 1000000`` for the big map). Prints:
 - the median ``.remote()`` round trip of a no-op function, a fresh allocation
-  (process) per call (goal: at most 120 ms);
+  (process) per call (goal: at most 120 ms); the local backend forks its
+  allocations from its fork server (agent_runtime/forkserver.py):
+  ``MODALC_LOCAL_FORK=0`` measures them exec'd, as before it;
 - ``.map`` throughput over N no-op inputs, beside, in the same run,
   ``concurrent.futures.ProcessPoolExecutor(os.cpu_count()).map`` with a tuned
   ``chunksize`` (N // (workers * 32), the fastest of the sizes tried on a
@@ -97,7 +99,8 @@ def main() -> None:
         start = time.perf_counter()
         assert len(joblib.Parallel(n_jobs=workers)(joblib.delayed(noop)(x) for x in range(n))) == n
         joblib_s = time.perf_counter() - start
-    print(f".remote() round trip (no-op, fresh process per call): median {remote_ms:.1f} ms over "
+    how = "exec'd" if os.environ.get("MODALC_LOCAL_FORK") == "0" else "forked by the fork server"
+    print(f".remote() round trip (no-op, fresh process per call, {how}): median {remote_ms:.1f} ms over "
           f"{args.calls} calls (goal <= 120 ms)")
     kind = "a generator of" if args.generator else "a list of"
     print(f".map over {kind} {n} no-op inputs: {n / ours:,.0f} inputs/s ({ours:.2f} s)")

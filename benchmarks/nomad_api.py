@@ -1,6 +1,6 @@
 """HTTP requests and client CPU of the Nomad backend, against the Nomad test double.
 
-    python benchmarks/nomad_api.py [--calls 20] [--inputs 1000]
+    python benchmarks/nomad_api.py [--calls 20] [--inputs 1000] [--generator]
 
 The double runs in a separate process (its CPU is not counted); allocations
 are processes of the double. Requests are counted in this (the client)
@@ -10,12 +10,16 @@ makes is seen, streaming ones included. Goals: at most 7 requests per
 the task ended, so the end is read from the allocation and the rest of the
 log once more), at most 0.1 per ``.map`` input over 1,000 inputs, at most 1 ms
 client CPU per ``.map`` input (``time.process_time()`` of this process).
+With ``--generator`` the map's inputs come from a generator, and the peak RSS
+of the client (``RUSAGE_SELF``) and of the largest allocation (the double's
+``RUSAGE_CHILDREN``) is printed (goal: client < 300 MB for 1,000,000 inputs).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +57,8 @@ DOUBLE = textwrap.dedent("""
     print(d.address, flush=True)
     sys.stdin.read()
     d.stop()
+    import resource
+    print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)  # the allocations' peak (KiB)
 """)
 
 _count = 0
@@ -76,6 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--inputs", type=int, default=1000)
+    parser.add_argument("--generator", action="store_true",
+                        help="feed the map from a generator (not a list) and report peak RSS")
     args = parser.parse_args()
     requests.Session.send = _counting_send  # type: ignore[method-assign]
     double = subprocess.Popen([sys.executable, "-c", DOUBLE, os.environ.get("PATH", ""), str(ROOT)], cwd=ROOT,
@@ -99,20 +107,29 @@ def main() -> None:
                     per_call.append(requests_made() - before)
                 remote_wall = (time.perf_counter() - t0) / args.calls
                 before, cpu0, t0 = requests_made(), time.process_time(), time.perf_counter()
-                out = list(invoker.map(target, [(i,) for i in range(args.inputs)], {}))
+                source = ((i,) for i in range(args.inputs)) if args.generator else [(i,) for i in range(args.inputs)]
+                expected = 1
+                for value in invoker.map(target, source, {}):
+                    assert value == expected
+                    expected += 1
                 cpu, wall, n_req = time.process_time() - cpu0, time.perf_counter() - t0, requests_made() - before
-                assert out == [i + 1 for i in range(args.inputs)]
+                assert expected == args.inputs + 1
             finally:
                 invoker.close()
                 backend.stop()
     finally:
         double.stdin.close()
+        children_kb = int(double.stdout.readline().strip() or 0)
         double.wait(timeout=30)
     mean = sum(per_call) / len(per_call)
     print(f".remote(): {mean:.2f} HTTP requests per call (max {max(per_call)}; goal <= 7), "
           f"{remote_wall * 1000:.0f} ms wall per call")
     print(f".map({args.inputs}): {n_req} HTTP requests = {n_req / args.inputs:.3f} per input (goal <= 0.1); "
           f"client CPU {cpu * 1000 / args.inputs:.3f} ms per input (goal <= 1 ms); wall {wall:.2f} s")
+    if args.generator:
+        client_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"peak RSS over a generator of {args.inputs} inputs: client {client_kb / 1024:.0f} MB "
+              f"(goal < 300 MB), largest allocation {children_kb / 1024:.0f} MB (the double's RUSAGE_CHILDREN)")
 
 
 if __name__ == "__main__":

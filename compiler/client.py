@@ -24,12 +24,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from itertools import chain, islice, repeat
+from itertools import chain, islice
 from typing import Any
 
 from agent_runtime import protocol
 from agent_runtime.outcomes import call_outcomes, call_parts, remote_exception
-from agent_runtime.protocol import Batch, Call, Outcome
+from agent_runtime.protocol import Batch, Call, Inputs, Outcome
 from agent_runtime.sdk.exception import ExecutionError
 from agent_runtime.sdk.functions import Target
 
@@ -324,13 +324,13 @@ class Invoker:
     def map(self, target: Target, arg_tuples: Iterable[tuple[Any, ...]], kwargs: dict[str, Any], *,
             order_outputs: bool = True, return_exceptions: bool = False) -> Iterator[Any]:
         fn = self._function(target)
-        shared = dict(kwargs)  # one dict for every input (the runtime never changes it): pickled once per chunk
-        inputs = zip(map(tuple, arg_tuples), repeat(shared))  # in C: ~1 us per input less than a generator
+        shared = dict(kwargs)  # one dict for every input (the runtime never changes it): once per chunk
+        inputs = map(tuple, arg_tuples)  # in C: ~1 us per input less than a generator
         head = list(islice(inputs, LOOKAHEAD))
         if not head:
             return iter(())
         total = len(head) if len(head) < LOOKAHEAD else None
-        return self._map(fn, target, head, inputs, total, order_outputs, return_exceptions)
+        return self._map(fn, target, head, inputs, shared, total, order_outputs, return_exceptions)
 
     def _chunk_size(self, fn: FunctionJob, n: int, method: str | None = None) -> int:
         workers = self._limits[fn.tag]
@@ -340,9 +340,9 @@ class Invoker:
         # An allocation that runs inputs at once (@modal.concurrent / @modal.batched) gets a full group.
         return max(size, min(fn.group_size(method), MAX_CHUNK))
 
-    def _map(self, fn: FunctionJob, target: Target, head: list[tuple[tuple[Any, ...], dict[str, Any]]],
-             rest: Iterator[tuple[tuple[Any, ...], dict[str, Any]]], total: int | None,
-             order_outputs: bool, return_exceptions: bool) -> Iterator[Any]:
+    def _map(self, fn: FunctionJob, target: Target, head: list[tuple[Any, ...]], rest: Iterator[tuple[Any, ...]],
+             shared: dict[str, Any], total: int | None, order_outputs: bool, return_exceptions: bool
+             ) -> Iterator[Any]:
         """The map's values as its chunks complete. The inputs are read a chunk at a time, at most
         ``WINDOW_PER_WORKER`` chunks per concurrent allocation ahead of the values given back, so a generator
         of a million inputs is never held in memory (``LOOKAHEAD`` inputs are read first to size the chunks)."""
@@ -367,7 +367,7 @@ class Invoker:
         try:
             while True:
                 while not exhausted and len(in_flight) < threads * WINDOW_PER_WORKER:
-                    chunk = list(islice(source, size))
+                    chunk = Inputs(list(islice(source, size)), shared)
                     if not chunk:
                         exhausted = True
                         break
@@ -416,7 +416,7 @@ class Invoker:
             grown = min(grown, max(size, math.ceil(left / threads)))
         return max(size, grown)
 
-    def _payloads(self, fn: FunctionJob, target: Target, inputs: list[Any], chunks: list[range]
+    def _payloads(self, fn: FunctionJob, target: Target, inputs: Inputs, chunks: list[range]
                   ) -> list[tuple[range, bytes]]:
         """Encode each chunk; halve chunks that exceed the backend's payload limit."""
         out: list[tuple[range, bytes]] = []
@@ -424,7 +424,8 @@ class Invoker:
         limit = self.backend.max_payload_bytes
         while todo:
             chunk = todo.pop(0)
-            call = Call(inputs=inputs[chunk.start:chunk.stop], method=target.method, params=dict(target.params))
+            call = Call(inputs=inputs.slice(chunk.start, chunk.stop), method=target.method,
+                        params=dict(target.params))
             payload = protocol.encode("call", call)
             if limit is not None and len(payload) > limit and len(chunk) > 1:
                 mid = chunk.start + len(chunk) // 2

@@ -10,6 +10,7 @@ started is stopped.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
 import signal
@@ -118,6 +119,10 @@ def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quie
                     backend.call_env = broker.env
                 backend.policy_secrets = tuple(secret_names(graph, compiled))
                 backend.start(compiled, run_id=run_id)
+                # What loading and compiling left (the user's modules, the SDK, modalc, its HCL and template
+                # libraries) lives as long as the run: frozen, the collector stops rescanning it, which was a
+                # full collection of ~20 ms in the first .map's input reading.
+                gc.freeze()
                 yield invoker
         finally:
             _state.set_invoker(previous)

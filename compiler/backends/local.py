@@ -36,6 +36,7 @@ from ..home import subdir
 from ..ir import CompiledApp, FunctionJob, Task, Template
 from ..lower.job import KILL_TIMEOUT_S
 from .base import AllocResult, Backend, Dispatch
+from .forking import ForkedProcess, ForkServer
 from .listening import free_port, is_listening, port_env, service_of, wait_ready
 
 _SECRET_VAR = re.compile(r'nomadVar "modalc/secrets/([^"]+)"')
@@ -73,7 +74,7 @@ class _Alloc:
     dispatch: Dispatch
     alloc_dir: str
     task_dir: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     logs_done: threading.Event = field(default_factory=threading.Event)  # both pipes drained
 
 
@@ -236,6 +237,7 @@ class LocalBackend(Backend):
         self.variables: dict[str, dict[str, str]] = {}  # Variables the run wrote (put_job_variable), in memory only
         self._ports: dict[str, dict[str, int]] = {}  # a dispatched allocation's services -> its local ports
         self._pump = _LogPump(self.sink)
+        self._forks = ForkServer()  # allocations start as its children: no interpreter start-up per dispatch
         self._services: dict[str, tuple[Dispatch, int]] = {}  # function tag -> (its allocation, its local port)
         self.preferred_ports = dict(ports or {})  # function tag -> port to reuse (modalc serve keeps its URLs)
 
@@ -265,7 +267,7 @@ class LocalBackend(Backend):
         """One allocation of a service job (locally one, whatever its count), on a free local port."""
         port = free_port(prefer=self.preferred_ports.get(fn.tag))
         env = {**port_env(service_of(fn).port, port), "MODALC_BIND_HOST": "127.0.0.1"}
-        dispatch = self._launch(fn, b"", call_id=f"service-{fn.tag}", child_id=fn.job.id, extra_env=env)
+        dispatch = self._launch(fn, b"", call_id=f"service-{fn.tag}", child_id=fn.job.id, extra_env=env, fork=False)
         with self._lock:
             self._services[fn.tag] = (dispatch, port)
 
@@ -287,8 +289,8 @@ class LocalBackend(Backend):
     def service_processes(self) -> dict[str, subprocess.Popen[bytes]]:
         """Function tag -> the process serving its endpoint."""
         with self._lock:
-            return {tag: self._allocs[d.dispatch_id].process for tag, (d, _) in self._services.items()
-                    if d.dispatch_id in self._allocs}
+            return {tag: process for tag, (d, _) in self._services.items() if d.dispatch_id in self._allocs
+                    and isinstance(process := self._allocs[d.dispatch_id].process, subprocess.Popen)}
 
     def _tasks(self, fn: FunctionJob) -> list[Task]:
         return [t for g in fn.job.groups for t in g.tasks]
@@ -327,6 +329,7 @@ class LocalBackend(Backend):
         for alloc in allocs:
             alloc.logs_done.wait(timeout=5)
         self._pump.close()
+        self._forks.close()
         for link in self._links:
             try:
                 os.unlink(link)
@@ -365,8 +368,8 @@ class LocalBackend(Backend):
         return "127.0.0.1", port
 
     def _launch(self, fn: FunctionJob, payload: bytes, *, call_id: str, child_id: str,
-                extra_env: dict[str, str] | None = None) -> Dispatch:
-        """Start one allocation of ``fn`` as a local process."""
+                extra_env: dict[str, str] | None = None, fork: bool = True) -> Dispatch:
+        """Start one allocation of ``fn`` as a local process (a service's: exec'd, a ``Popen`` to its owner)."""
         group = fn.job.groups[0]
         task = group.tasks[0]
         alloc_id = str(uuid.uuid4())
@@ -390,8 +393,11 @@ class LocalBackend(Backend):
         # raw_exec runs the command as given; a docker task runs here with this machine's Python.
         command = sys.executable if task.config.command in ("python", "python3") else task.config.command
         argv = [command, *(interpolate(a, env) for a in task.config.args)]
-        process = subprocess.Popen(argv, cwd=task_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, start_new_session=True)
+        process: subprocess.Popen[bytes] | ForkedProcess | None = (
+            self._forks.spawn(argv, task_dir, env) if fork else None)
+        if process is None:  # as the fork server would have started it
+            process = subprocess.Popen(argv, cwd=task_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, start_new_session=True)
         dispatch = Dispatch(function=fn.tag, dispatch_id=alloc_id, call_id=call_id)
         alloc = _Alloc(dispatch=dispatch, alloc_dir=alloc_dir, task_dir=task_dir, process=process)
         logs = os.path.join(alloc_dir, "alloc", "logs")
