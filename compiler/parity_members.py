@@ -145,6 +145,18 @@ MEMBERS: dict[str, tuple[str, str]] = {
     "modal.wsgi_app": (BECOMES, _WEB),
 }
 
+# What every Modal object inherits from ``_Object``, for the owners not overriding it above.
+_OBJECT_MEMBERS = {
+    "client": (REFUSED, "Modal's API client; there is no Modal server"),
+    "get_dashboard_url": (REFUSED, "Modal's web dashboard; use the Nomad UI"),
+    "hydrate": (WORKS, "returns the object (nothing to look up)"),
+    "object_id": (REFUSED, "Modal's object IDs (not in the compat SDK)"),
+}
+MEMBERS["FunctionCall.object_id"] = (WORKS, "`fc-<dispatched job ID>`")
+for _owner in ("Image", "Secret", "Volume", "Function", "FunctionCall", "Cls"):
+    for _name, _row in _OBJECT_MEMBERS.items():
+        MEMBERS.setdefault(f"{_owner}.{_name}", _row)
+
 _GPU = (NO_EFFECT, "ignored: images are built without a GPU")
 _FORCE = (NO_EFFECT, "ignored: the container builder's cache decides")
 _STEP_ENV = (REFUSED, "a build step's own environment is an error; use `Image.env(...)` before the step")

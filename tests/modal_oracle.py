@@ -127,9 +127,19 @@ def _module_functions(path: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctio
 
 
 def class_members(owner: str, path: str, name: str) -> list[Member]:
-    """The public methods and properties of a real class, as its own body declares them."""
+    """The public methods and properties of a real class: its own body's, then those it inherits from
+    ``_Object`` (``hydrate``, ``object_id`` …) that it does not override."""
+    cls = class_def(path, name)
+    out = _body_members(owner, cls)
+    if any(ast.unparse(b) == "_Object" for b in cls.bases):
+        own = {m.key for m in out}
+        out += [m for m in _body_members(owner, class_def("modal/_object.py", "_Object")) if m.key not in own]
+    return out
+
+
+def _body_members(owner: str, cls: ast.ClassDef) -> list[Member]:
     out: list[Member] = []
-    for node in class_def(path, name).body:
+    for node in cls.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             decorators = _decorators(node)
             if node.name.startswith("_") or "overload" in decorators:

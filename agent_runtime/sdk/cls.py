@@ -225,6 +225,9 @@ class Cls:
 
     lookup = from_name
 
+    def hydrate(self, client: Any = None) -> Cls:
+        return self
+
     def __repr__(self) -> str:
         return f"Cls({self.tag!r})"
 

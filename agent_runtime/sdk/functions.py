@@ -256,7 +256,7 @@ class Function(_Invocable):
 
     lookup = from_name
 
-    def hydrate(self) -> Function:
+    def hydrate(self, client: Any = None) -> Function:
         return self
 
     def __repr__(self) -> str:
@@ -286,6 +286,9 @@ class FunctionCall:
     @staticmethod
     def from_id(function_call_id: str, client: Any = None) -> FunctionCall:
         return FunctionCall(function_call_id)
+
+    def hydrate(self, client: Any = None) -> FunctionCall:
+        return self
 
     @staticmethod
     def gather(*function_calls: FunctionCall) -> list[Any]:

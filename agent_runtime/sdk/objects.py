@@ -75,6 +75,9 @@ class Secret(Frozen):
         base = path if path is not None else os.path.dirname(os.path.abspath(loc[0]))
         return Secret(kind="dotenv", path=os.path.join(base, filename), location=loc)
 
+    def hydrate(self, client: Any = None) -> Secret:
+        return self
+
     def values(self) -> dict[str, str]:
         """The values of a ``from_dict`` secret (client side only, never emitted)."""
         return dict(self._values)
