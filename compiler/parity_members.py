@@ -173,6 +173,10 @@ _WEB_KEYWORDS = {"custom_domains": _CUSTOM_DOMAINS, "requires_proxy_auth": _PROX
 # as real Modal does (or takes and ignores). A keyword without a row must have the real one's name,
 # position and default in the compat SDK. A ``refused`` keyword may be missing from it.
 KEYWORDS: dict[str, dict[str, tuple[str, str]]] = {
+    "App.__init__": {"include_source": (NO_EFFECT, "modalc always ships the app's source file")},
+    "App.deploy": {"client": _CLIENT, "tag": (NO_EFFECT, "ignored: the deployed jobs carry the app's name"),
+                   "strategy": (NO_EFFECT, "ignored: the jobs' Nomad `update` block decides (rolling)")},
+    "App.run": {"client": _CLIENT, "name": (NO_EFFECT, "ignored: the run's jobs are named after the app")},
     "Image.add_local_dir": {"copy": (NO_EFFECT, "files are always copied into the image at build"),
                             "ignore": (WORKS, "glob patterns as a .dockerignore (a callable is not applied)")},
     "Image.add_local_file": {"copy": (NO_EFFECT, "files are always copied into the image at build")},

@@ -102,3 +102,12 @@ def test_requires_proxy_auth_is_refused_not_ignored() -> None:
         decorator(requires_proxy_auth=False, custom_domains=["x.example.com"])
     with pytest.raises(NotSupportedError, match="requires_proxy_auth"):
         web_server(8000, requires_proxy_auth=True)
+
+
+def test_app_include_inherits_tags_and_takes_real_modals_keywords() -> None:
+    from agent_runtime.sdk import App
+
+    main, other = App("main", tags={"team": "a"}), App("other", tags={"team": "b", "env": "prod"})
+    assert main.include(other_app=other).tags == {"team": "a", "env": "prod"}
+    assert App("x").include(other, inherit_tags=False).tags == {}
+    assert App("x").include_source is True
