@@ -89,6 +89,7 @@ class Param:
     keyword_only: bool
     index: int  # its position among the positional parameters (-1: keyword-only)
     default: Any  # a literal value, an Expr, or EMPTY
+    positional_only: bool = False  # before a ``/``: its name is not part of the API
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,10 @@ def _default(node: ast.expr | None) -> Any:
 
 def _params(args: ast.arguments, drop_first: bool) -> tuple[Param, ...]:
     positional = [*args.posonlyargs, *args.args][1 if drop_first else 0:]
+    only = {a.arg for a in args.posonlyargs}
     pos_defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
-    out = [Param(a.arg, False, i, _default(d)) for i, (a, d) in enumerate(zip(positional, pos_defaults, strict=True))]
+    out = [Param(a.arg, False, i, _default(d), a.arg in only)
+           for i, (a, d) in enumerate(zip(positional, pos_defaults, strict=True))]
     out += [Param(a.arg, True, -1, _default(d)) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
     return tuple(p for p in out if not p.name.startswith("_"))
 

@@ -229,23 +229,27 @@ def _mismatches(member: oracle.Member, target: object) -> list[str]:
     var_keyword = any(p.kind is _KIND.VAR_KEYWORD for p in params)
     checked = getattr(_options, _CHECKED_KWARGS.get(member.key, ""), frozenset())
     out: list[str] = []
+    real_names = {p.name for p in member.params}
     for real in member.params:
         where = f"{member.key}.{real.name}"
         row = rows.get(real.name)
         if row is not None and row[0] == parity.REFUSED:
             continue
         mine = named.get(real.name)
+        if real.positional_only:  # only its position counts
+            mine = next((p for p in params if p.kind in (_KIND.POSITIONAL_ONLY, _KIND.POSITIONAL_OR_KEYWORD)
+                         and params.index(p) == real.index), None)
+            real_names.add(getattr(mine, "name", ""))
         if mine is None:  # only **options may take it: then a row (or the checked names) must say so
             if not (var_keyword and (row is not None or real.name in checked)):
                 out.append(f"{where}: missing (real Modal takes `{real.name}=`)")
             continue
-        if not real.keyword_only and positional[real.index:real.index + 1] != [real.name]:
+        if not real.keyword_only and not real.positional_only and positional[real.index:real.index + 1] != [real.name]:
             out.append(f"{where}: positional #{real.index} in real Modal, not here ({positional})")
         if real.keyword_only and mine.kind is _KIND.POSITIONAL_ONLY:
             out.append(f"{where}: keyword-only in real Modal, positional-only here")
         if real.default is not oracle.EMPTY and not _same_default(real.default, mine.default):
             out.append(f"{where}: defaults to {real.default!r} in real Modal, {mine.default!r} here")
-    real_names = {p.name for p in member.params}
     for p in named.values():
         if p.default is _KIND.empty and p.name not in real_names and not p.name.startswith("_"):
             out.append(f"{member.key}: requires `{p.name}`, which real Modal does not take")
@@ -317,3 +321,25 @@ def test_every_method_of_real_app_not_refused_takes_real_keywords() -> None:
         "compiler/parity_members.py KEYWORDS):\n  " + "\n  ".join(sorted(set(wrong) - pending)))
     done = sorted(p for p in PENDING if p.startswith("App.") and not any(_pending(w, p) for w in pending))
     assert not done, f"PENDING entries that now pass: remove them from tests/test_modal_oracle.py: {done}"
+
+
+def test_the_keyword_check_bites() -> None:
+    """The comparison itself: names, positions, defaults, extra required parameters."""
+    member = oracle.Member("X.f", "method", (oracle.Param("a", False, 0, oracle.EMPTY),
+                                              oracle.Param("b", True, -1, 1), oracle.Param("c", True, -1, [])))
+
+    def same(a: object, *, b: int = 1, c: tuple[()] = ()) -> None: ...
+    def wrong_default(a: object, *, b: int = 2, c: None = None) -> None: ...
+    def wrong_position(b: int = 1, a: object = None, c: tuple[()] = ()) -> None: ...
+    def swallowed(a: object, **kw: object) -> None: ...
+    def extra(a: object, d: object, *, b: int = 1, c: tuple[()] = ()) -> None: ...
+
+    assert _mismatches(member, same) == []
+    assert _mismatches(member, wrong_default) == ["X.f.b: defaults to 1 in real Modal, 2 here",
+                                                  "X.f.c: defaults to [] in real Modal, None here"]
+    assert _mismatches(member, wrong_position) == ["X.f.a: positional #0 in real Modal, not here (['b', 'a', 'c'])"]
+    assert _mismatches(member, swallowed) == ["X.f.b: missing (real Modal takes `b=`)",
+                                              "X.f.c: missing (real Modal takes `c=`)"]
+    assert _mismatches(member, extra) == ["X.f: requires `d`, which real Modal does not take"]
+    assert _same_default({}, None) and _same_default([], ()) and not _same_default(True, 1)
+    assert not _same_default(0, False) and _same_default(0, 0.0) and _same_default(oracle.Expr("X"), None)
