@@ -25,13 +25,13 @@ _WEB = "a Nomad service job with a port, service and check"
 # ``Owner.__init__`` is a constructor's keywords, ``modal.<name>`` a decorator.
 MEMBERS: dict[str, tuple[str, str]] = {
     # -- Image ----------------------------------------------------------------
-    "Image.add_local_dir": (BECOMES, "copied into the image (`COPY`), ignore patterns as a .dockerignore"),
+    "Image.add_local_dir": (BECOMES, "copied into the image (`COPY`), files matching `ignore` left out"),
     "Image.add_local_file": (BECOMES, "copied into the image (`COPY`)"),
-    "Image.add_local_python_source": (BECOMES, "the modules' folders copied into the image"),
+    "Image.add_local_python_source": (BECOMES, "the modules copied into the image's /root (`COPY`)"),
     "Image.apt_install": (BECOMES, _DOCKERFILE),
     "Image.build": (REFUSED, "builds on Modal; images are built by `modalc build`"),
     "Image.cmd": (BECOMES, "the Dockerfile's `CMD`"),
-    "Image.debian_slim": (BECOMES, "a `python:<version>-slim` base"),
+    "Image.debian_slim": (BECOMES, "a `python:<version>-slim-bookworm` base"),
     "Image.dockerfile_commands": (BECOMES, "the commands, verbatim, in the Dockerfile"),
     "Image.entrypoint": (BECOMES, "the Dockerfile's `ENTRYPOINT`"),
     "Image.env": (BECOMES, "the Dockerfile's `ENV`"),
@@ -61,9 +61,10 @@ MEMBERS: dict[str, tuple[str, str]] = {
     "Image.uv_sync": (REFUSED, "not in the compat SDK; use `uv_pip_install`"),
     "Image.workdir": (BECOMES, "the Dockerfile's `WORKDIR`"),
     # -- Secret ---------------------------------------------------------------
-    "Secret.from_dict": (BECOMES, "a Nomad Variable in build/deploy (values never in the spec)"),
-    "Secret.from_dotenv": (BECOMES, "a Nomad Variable of the file's keys"),
-    "Secret.from_local_environ": (BECOMES, "a Nomad Variable of the client's environment variables"),
+    "Secret.from_dict": (BECOMES, "a Nomad Variable: run-scoped in `modalc run`, and in build/deploy (values never "
+                         "in the spec)"),
+    "Secret.from_dotenv": (BECOMES, "a run-scoped Nomad Variable in `modalc run`; refused by build/deploy"),
+    "Secret.from_local_environ": (BECOMES, "a run-scoped Nomad Variable in `modalc run`; refused by build/deploy"),
     "Secret.from_name": (BECOMES, "a Nomad Variable read by a template block (`modalc secret create`)"),
     "Secret.info": (REFUSED, "Modal's secret registry; use `modalc secret list`"),
     "Secret.name": (WORKS, "the name given to `from_name`"),
@@ -178,10 +179,10 @@ KEYWORDS: dict[str, dict[str, tuple[str, str]]] = {
                    "strategy": (NO_EFFECT, "ignored: the jobs' Nomad `update` block decides (rolling)")},
     "App.run": {"client": _CLIENT, "name": (NO_EFFECT, "ignored: the run's jobs are named after the app")},
     "Image.add_local_dir": {"copy": (NO_EFFECT, "files are always copied into the image at build"),
-                            "ignore": (WORKS, "glob patterns as a .dockerignore (a callable is not applied)")},
+                            "ignore": (WORKS, "glob patterns left out of the copy (a callable is not applied)")},
     "Image.add_local_file": {"copy": (NO_EFFECT, "files are always copied into the image at build")},
     "Image.add_local_python_source": {"copy": (NO_EFFECT, "files are always copied into the image at build"),
-                                      "ignore": (NO_EFFECT, "ignored: the modules' folders are copied whole")},
+                                      "ignore": (NO_EFFECT, "ignored: the modules are copied whole but for .pyc files")},
     "Image.apt_install": _BUILDER,
     "Image.debian_slim": {"force_build": _FORCE},
     "Image.dockerfile_commands": {**_BUILDER, "ignore": (NO_EFFECT, "ignored: the context is the files named"),
