@@ -7,12 +7,15 @@ the real package's ``modal.__all__`` (the version pinned in pyproject's
 a row that no longer names a real one, and for a row whose status disagrees
 with the compat SDK (``works`` needs the SDK to implement it; ``refused``
 needs it absent or raising on use). ``docs/mapping.md`` holds the rendering
-between its ``parity-table`` markers, checked by the same test.
+between its ``parity-table`` markers, checked by the same test; the tables of
+members and keywords one level down are in ``compiler/parity_members.py``.
+``python3 -m compiler.parity`` prints the counts.
 """
 
 from __future__ import annotations
 
 WORKS, BECOMES, NO_EFFECT, REFUSED = "works", "becomes", "no effect", "refused"
+STATUSES = (WORKS, BECOMES, NO_EFFECT, REFUSED)
 
 # name -> (status, what it is on Nomad / why refused)
 TOP_LEVEL: dict[str, tuple[str, str]] = {
@@ -35,7 +38,7 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "Probe": (REFUSED, "sandbox readiness probes; sandboxes are cloud-only; not in the compat SDK"),
     "Proxy": (REFUSED, "Modal's static-IP proxies (error on use)"),
     "Queue": (REFUSED, "lives in Modal's cloud (error on use)"),
-    "Retries": (BECOMES, "a Nomad restart/reschedule policy"),
+    "Retries": (BECOMES, "retried per input inside the allocation, with Modal's backoff (Nomad restarts off)"),
     "Sandbox": (REFUSED, "lives in Modal's cloud (error on use)"),
     "SandboxSnapshot": (REFUSED, "lives in Modal's cloud (error on use)"),
     "SchedulerPlacement": (NO_EFFECT, "placement by `--datacenter/--node-pool`; noted by build"),
@@ -90,7 +93,7 @@ BEGIN, END = "<!-- parity-table: begin (generated from compiler/parity.py) -->",
 
 
 def counts() -> dict[str, int]:
-    out = {WORKS: 0, BECOMES: 0, NO_EFFECT: 0, REFUSED: 0}
+    out = dict.fromkeys(STATUSES, 0)
     for status, _ in TOP_LEVEL.values():
         out[status] += 1
     return out
@@ -107,4 +110,22 @@ def render_markdown() -> str:
     lines += ["", "Methods of real Modal's `App` that modalc's `App` does not have:", "",
               "| `App.` method | status | reason |", "|---|---|---|"]
     lines += [f"| `{name}` | {status} | {note} |" for name, (status, note) in sorted(APP_MEMBERS.items())]
+    from . import parity_members
+
+    lines += parity_members.render_markdown()
     return "\n".join([*lines, "", END])
+
+
+def summary() -> str:
+    """The counts of every table, as ``python3 -m compiler.parity`` prints them."""
+    from . import parity_members
+
+    c_members, c_keywords = parity_members.counts(), parity_members.keyword_counts()
+    rows = [("modal.__all__ names", counts()), ("members", c_members), ("keywords with a row", c_keywords)]
+    out = [f"{label:<20} {sum(c.values()):>4}: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) for label, c in rows]
+    out.append(f"{'App methods refused':<20} {len(APP_MEMBERS):>4} (the rest of real App's methods work)")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(summary())

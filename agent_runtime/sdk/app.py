@@ -45,7 +45,7 @@ class App:
     """A Modal app: a name, defaults for its functions, and what they declare."""
 
     def __init__(self, name: str | None = None, *, image: Image | None = None, secrets: Any = (),
-                 volumes: dict[str, Any] | None = None, include_source: bool | None = None,
+                 volumes: dict[str, Any] | None = None, include_source: bool = True,
                  tags: dict[str, str] | None = None, **kwargs: Any):
         location = caller_location()
         if kwargs:
@@ -156,12 +156,14 @@ class App:
 
         return wrap
 
-    def include(self, other: App) -> App:
-        self.registered_functions.update(other.registered_functions)
-        self.registered_classes.update(other.registered_classes)
+    def include(self, other_app: App, inherit_tags: bool = True) -> App:
+        self.registered_functions.update(other_app.registered_functions)
+        self.registered_classes.update(other_app.registered_classes)
+        if inherit_tags:  # this App's tags win
+            self.tags = {**other_app.tags, **self.tags}
         return self
 
-    def run(self, *, detach: bool = False, interactive: bool = False,
+    def run(self, *, name: str | None = None, client: Any = None, detach: bool = False, interactive: bool = False,
             environment_name: str | None = None, show_progress: bool | None = None) -> AbstractContextManager[App]:
         """Run this app ephemerally from the user's own script (``python script.py``)."""
         from contextlib import contextmanager  # not at import: allocations import this module at start-up
@@ -176,7 +178,8 @@ class App:
 
         return running()
 
-    def deploy(self, *, name: str | None = None, environment_name: str | None = None) -> App:
+    def deploy(self, *, name: str | None = None, environment_name: str | None = None, tag: str = "",
+               client: Any = None, strategy: str = "rolling") -> App:
         from compiler.run_context import deploy_app
 
         deploy_app(self, name=name)

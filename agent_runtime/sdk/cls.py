@@ -218,11 +218,15 @@ class Cls:
         return self._with_grouping("batched", {"max_batch_size": max_batch_size, "wait_ms": wait_ms})
 
     @staticmethod
-    def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Cls:
+    def from_name(app_name: str, name: str, *, version: int | None = None, environment_name: str | None = None,
+                  client: Any = None) -> Cls:
         return Cls(app=None, user_cls=None, tag=name, options={}, location=("<from_name>", 0),
                    app_name=app_name)
 
     lookup = from_name
+
+    def hydrate(self, client: Any = None) -> Cls:
+        return self
 
     def __repr__(self) -> str:
         return f"Cls({self.tag!r})"

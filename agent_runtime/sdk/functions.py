@@ -151,7 +151,7 @@ class _Invocable:
 
     def _starmap(self, input_iterator: Iterable[Any], *, kwargs: dict[str, Any] | None = None,
                  order_outputs: bool = True, return_exceptions: bool = False,
-                 wrap_returned_exceptions: bool = True) -> Iterator[Any]:
+                 wrap_returned_exceptions: bool | None = None) -> Iterator[Any]:
         return iter(_invoker().map(self._target(), map(tuple, input_iterator), dict(kwargs or {}),
                                    order_outputs=order_outputs, return_exceptions=return_exceptions))
 
@@ -160,7 +160,7 @@ class _Invocable:
 
     def _map(self, *input_iterators: Iterable[Any], kwargs: dict[str, Any] | None = None,
              order_outputs: bool = True, return_exceptions: bool = False,
-             wrap_returned_exceptions: bool = True) -> Iterator[Any]:
+             wrap_returned_exceptions: bool | None = None) -> Iterator[Any]:
         if not input_iterators:
             raise ExecutionError("map() needs at least one iterable of inputs")
         return self._starmap(zip(*input_iterators, strict=False), kwargs=kwargs, order_outputs=order_outputs,
@@ -248,14 +248,15 @@ class Function(_Invocable):
         return self.get_web_url()
 
     @staticmethod
-    def from_name(app_name: str, name: str, *, environment_name: str | None = None) -> Function:
+    def from_name(app_name: str, name: str, *, version: int | None = None, environment_name: str | None = None,
+                  client: Any = None) -> Function:
         """A function of a deployed app, called through the backend by name."""
         return Function(app=None, tag=name, raw_f=None, options={}, location=("<from_name>", 0),
                         app_name=app_name)
 
     lookup = from_name
 
-    def hydrate(self) -> Function:
+    def hydrate(self, client: Any = None) -> Function:
         return self
 
     def __repr__(self) -> str:
@@ -268,7 +269,12 @@ class FunctionCall:
     def __init__(self, object_id: str):
         self.object_id = object_id
 
-    def get(self, timeout: float | None = None) -> Any:
+    def get(self, timeout: float | None = None, *, index: int = 0) -> Any:
+        if index != 0:
+            from .exception import NotSupportedError
+
+            raise NotSupportedError(f"FunctionCall.get(index={index!r}) is not supported by modalc: a modalc "
+                                    "FunctionCall is one input (spawn_map gives no FunctionCall)")
         return _invoker().get(self.object_id, timeout)
 
     async def _get_aio(self, timeout: float | None = None) -> Any:
@@ -278,8 +284,11 @@ class FunctionCall:
         _invoker().cancel(self.object_id)
 
     @staticmethod
-    def from_id(function_call_id: str) -> FunctionCall:
+    def from_id(function_call_id: str, client: Any = None) -> FunctionCall:
         return FunctionCall(function_call_id)
+
+    def hydrate(self, client: Any = None) -> FunctionCall:
+        return self
 
     @staticmethod
     def gather(*function_calls: FunctionCall) -> list[Any]:

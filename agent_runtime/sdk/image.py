@@ -13,11 +13,11 @@ import sys
 
 from .._frozen import Frozen
 from ._location import caller_location
-from .exception import InvalidError
+from .exception import InvalidError, NotSupportedError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from types import TracebackType
     from typing import Any
 
@@ -61,8 +61,9 @@ class Image(Frozen):
         return Image._base("debian_slim", python_version=python_version)
 
     @staticmethod
-    def from_registry(tag: str, *, secret: Any = None, setup_dockerfile_commands: Sequence[str] = (),
-                      add_python: str | None = None, force_build: bool = False, **kwargs: Any) -> Image:
+    def from_registry(tag: str, secret: Any = None, *, setup_dockerfile_commands: Sequence[str] = (),
+                      force_build: bool = False, add_python: str | None = None, **kwargs: Any) -> Image:
+        # secret= (registry credentials) is the Docker daemons' login on Nomad: accepted, not used.
         if not isinstance(tag, str) or not tag:
             raise InvalidError("Image.from_registry needs an image reference", location=caller_location())
         return Image._base("from_registry", tag=tag, add_python=add_python,
@@ -76,8 +77,11 @@ class Image(Frozen):
         return Image._base("micromamba", python_version=python_version)
 
     @staticmethod
-    def from_dockerfile(path: str, *, context_dir: str | None = None, add_python: str | None = None,
-                        force_build: bool = False, **kwargs: Any) -> Image:
+    def from_dockerfile(path: str, *, force_build: bool = False, context_dir: str | None = None,
+                        ignore: Any = None, build_args: dict[str, str] | None = None, registry_secret: Any = None,
+                        secrets: Sequence[Any] | None = None, env: dict[str, str | None] | None = None,
+                        gpu: Any = None, add_python: str | None = None) -> Image:
+        _refuse_step_options("Image.from_dockerfile", env=env, build_args=build_args)
         return Image._base("from_dockerfile", path=str(path), add_python=add_python,
                            context_dir=None if context_dir is None else str(context_dir))
 
@@ -87,12 +91,16 @@ class Image(Frozen):
         return Image(steps=((kind, _freeze(args)),), base_dir=os.path.dirname(os.path.abspath(loc[0])))
 
     # -- chained builders -------------------------------------------------
+    # force_build=, gpu= and secrets= of a build step are accepted and not used (compiler/parity_members.py);
+    # a step's own env= is an error, so that a build never silently runs without it.
     def _add(self, kind: str, **args: Any) -> Image:
         return Image(steps=(*self.steps, (kind, _freeze(args))), base_dir=self.base_dir)
 
     def pip_install(self, *packages: Any, find_links: str | None = None, index_url: str | None = None,
                     extra_index_url: str | None = None, pre: bool = False, extra_options: str = "",
-                    force_build: bool = False, secrets: Sequence[Any] = (), gpu: Any = None) -> Image:
+                    force_build: bool = False, env: dict[str, str | None] | None = None,
+                    secrets: Sequence[Any] | None = None, gpu: Any = None) -> Image:
+        _refuse_step_options("Image.pip_install", env=env)
         return self._add("pip_install", packages=_flatten(packages), find_links=find_links, index_url=index_url,
                          extra_index_url=extra_index_url, pre=pre, extra_options=extra_options)
 
@@ -100,14 +108,19 @@ class Image(Frozen):
                        find_links: str | None = None, index_url: str | None = None,
                        extra_index_url: str | None = None, pre: bool = False, extra_options: str = "",
                        force_build: bool = False, uv_version: str | None = None,
-                       secrets: Sequence[Any] = (), gpu: Any = None) -> Image:
+                       env: dict[str, str | None] | None = None, secrets: Sequence[Any] | None = None,
+                       gpu: Any = None) -> Image:
+        _refuse_step_options("Image.uv_pip_install", env=env)
         return self._add("uv_pip_install", packages=_flatten(packages), requirements=_flatten(requirements or ()),
                          find_links=find_links, index_url=index_url, extra_index_url=extra_index_url,
                          pre=pre, extra_options=extra_options, uv_version=uv_version, dir=_caller_dir())
 
     def pip_install_from_requirements(self, requirements_txt: str, find_links: str | None = None, *,
                                       index_url: str | None = None, extra_index_url: str | None = None,
-                                      pre: bool = False, extra_options: str = "", **kwargs: Any) -> Image:
+                                      pre: bool = False, extra_options: str = "", force_build: bool = False,
+                                      env: dict[str, str | None] | None = None,
+                                      secrets: Sequence[Any] | None = None, gpu: Any = None) -> Image:
+        _refuse_step_options("Image.pip_install_from_requirements", env=env)
         return self._add("pip_install_from_requirements", path=str(requirements_txt), dir=_caller_dir(),
                          find_links=find_links, index_url=index_url, extra_index_url=extra_index_url, pre=pre,
                          extra_options=extra_options)
@@ -115,27 +128,37 @@ class Image(Frozen):
     def pip_install_from_pyproject(self, pyproject_toml: str, optional_dependencies: Sequence[str] = (), *,
                                    find_links: str | None = None, index_url: str | None = None,
                                    extra_index_url: str | None = None, pre: bool = False,
-                                   extra_options: str = "", **kwargs: Any) -> Image:
+                                   extra_options: str = "", force_build: bool = False,
+                                   env: dict[str, str | None] | None = None,
+                                   secrets: Sequence[Any] | None = None, gpu: Any = None) -> Image:
+        _refuse_step_options("Image.pip_install_from_pyproject", env=env)
         return self._add("pip_install_from_pyproject", path=str(pyproject_toml), dir=_caller_dir(),
                          optional_dependencies=_flatten(optional_dependencies), find_links=find_links,
                          index_url=index_url, extra_index_url=extra_index_url, pre=pre, extra_options=extra_options)
 
-    def apt_install(self, *packages: Any, force_build: bool = False, secrets: Sequence[Any] = (),
-                    gpu: Any = None) -> Image:
+    def apt_install(self, *packages: Any, force_build: bool = False, env: dict[str, str | None] | None = None,
+                    secrets: Sequence[Any] | None = None, gpu: Any = None) -> Image:
+        _refuse_step_options("Image.apt_install", env=env)
         return self._add("apt_install", packages=_flatten(packages))
 
     def micromamba_install(self, *packages: Any, spec_file: str | None = None, channels: Sequence[str] = (),
-                           **kwargs: Any) -> Image:
+                           force_build: bool = False, env: dict[str, str | None] | None = None,
+                           secrets: Sequence[Any] | None = None, gpu: Any = None) -> Image:
+        _refuse_step_options("Image.micromamba_install", env=env)
         return self._add("micromamba_install", packages=_flatten(packages), channels=_flatten(channels),
                          spec_file=None if spec_file is None else str(spec_file), dir=_caller_dir())
 
-    def run_commands(self, *commands: Any, secrets: Sequence[Any] = (), gpu: Any = None,
+    def run_commands(self, *commands: Any, env: dict[str, str | None] | None = None,
+                     secrets: Sequence[Any] | None = None, volumes: dict[str, Any] | None = None, gpu: Any = None,
                      force_build: bool = False) -> Image:
+        _refuse_step_options("Image.run_commands", env=env, volumes=volumes)
         return self._add("run_commands", commands=_flatten(commands))
 
     def dockerfile_commands(self, *commands: Any, context_files: dict[str, str] | None = None,
-                            secrets: Sequence[Any] = (), gpu: Any = None, context_dir: str | None = None,
-                            force_build: bool = False) -> Image:
+                            env: dict[str, str | None] | None = None, secrets: Sequence[Any] | None = None,
+                            gpu: Any = None, context_dir: str | None = None, force_build: bool = False,
+                            ignore: Any = None, build_args: dict[str, str] | None = None) -> Image:
+        _refuse_step_options("Image.dockerfile_commands", env=env, build_args=build_args)
         return self._add("dockerfile_commands", commands=_flatten(commands), dir=_caller_dir(),
                          context_dir=None if context_dir is None else str(context_dir),
                          context_files=_freeze({str(k): str(v) for k, v in (context_files or {}).items()}))
@@ -152,8 +175,15 @@ class Image(Frozen):
     def cmd(self, cmd: Sequence[str]) -> Image:
         return self._add("cmd", commands=_flatten(cmd))
 
-    def shell(self, cmd: Sequence[str]) -> Image:
-        return self._add("shell", commands=_flatten(cmd))
+    def shell(self, shell_commands: Sequence[str]) -> Image:
+        return self._add("shell", commands=_flatten(shell_commands))
+
+    def pipe(self, func: Callable[..., Image], *args: Any, **kwargs: Any) -> Image:
+        """``func(self, *args, **kwargs)``: a reusable chain of builders."""
+        return func(self, *args, **kwargs)
+
+    def hydrate(self, client: Any = None) -> Image:
+        return self
 
     def add_local_dir(self, local_path: str, remote_path: str, *, copy: bool = False,
                       ignore: Sequence[str] = ()) -> Image:
@@ -227,6 +257,17 @@ class _ImportsGuard:
             return False
         _state.IMPORT_FAILURES.append((key, exc))
         return True
+
+
+def _refuse_step_options(method: str, **given: Any) -> None:
+    """A build step's options modalc cannot honour: an error, never a build that silently lacks them."""
+    for name, value in given.items():
+        if value:
+            hint = {"env": "set the variables with Image.env({...}) before this step",
+                    "build_args": "write the values into the commands or the Dockerfile",
+                    "volumes": "copy the files in with Image.add_local_dir(...)"}[name]
+            raise NotSupportedError(f"{method}({name}=...) is not supported by modalc", hint=hint,
+                                    location=caller_location())
 
 
 def _caller_dir() -> str:

@@ -54,6 +54,7 @@ class Secret(Frozen):
         *,
         environment_name: str | None = None,
         required_keys: list[str] | tuple[str, ...] = (),
+        client: Any = None,
     ) -> Secret:
         if not isinstance(name, str) or not name:
             raise InvalidError("Secret.from_name needs a non-empty name", location=caller_location())
@@ -69,10 +70,13 @@ class Secret(Frozen):
         return Secret(kind="local_environ", keys=tuple(env_keys), location=caller_location())
 
     @staticmethod
-    def from_dotenv(path: str | None = None, *, filename: str = ".env") -> Secret:
+    def from_dotenv(path: str | None = None, *, filename: str = ".env", client: Any = None) -> Secret:
         loc = caller_location()
         base = path if path is not None else os.path.dirname(os.path.abspath(loc[0]))
         return Secret(kind="dotenv", path=os.path.join(base, filename), location=loc)
+
+    def hydrate(self, client: Any = None) -> Secret:
+        return self
 
     def values(self) -> dict[str, str]:
         """The values of a ``from_dict`` secret (client side only, never emitted)."""
@@ -82,19 +86,20 @@ class Secret(Frozen):
 class Volume(Frozen):
     """A named persistent directory shared between functions."""
 
-    __slots__ = ("create_if_missing", "location", "name", "read_only")
-    _compared = ("name", "create_if_missing", "read_only", "location")
+    # ``mount_read_only``: Modal's ``read_only`` is the method that returns such a view.
+    __slots__ = ("create_if_missing", "location", "mount_read_only", "name")
+    _compared = ("name", "create_if_missing", "mount_read_only", "location")
 
     name: str
     create_if_missing: bool
-    read_only: bool
+    mount_read_only: bool
     location: tuple[str, int]
 
-    def __init__(self, name: str, create_if_missing: bool = False, read_only: bool = False,
+    def __init__(self, name: str, create_if_missing: bool = False, mount_read_only: bool = False,
                  location: tuple[str, int] = _UNKNOWN) -> None:
         _set(self, "name", name)
         _set(self, "create_if_missing", create_if_missing)
-        _set(self, "read_only", read_only)
+        _set(self, "mount_read_only", mount_read_only)
         _set(self, "location", location)
 
     @staticmethod
@@ -104,6 +109,8 @@ class Volume(Frozen):
         environment_name: str | None = None,
         create_if_missing: bool = False,
         version: int | None = None,
+        create_options: Any = None,
+        client: Any = None,
     ) -> Volume:
         return Volume(name=name, create_if_missing=create_if_missing, location=caller_location())
 
@@ -115,8 +122,20 @@ class Volume(Frozen):
             location=caller_location(),
         )
 
-    def read_only_view(self) -> Volume:
-        return Volume(name=self.name, create_if_missing=self.create_if_missing, read_only=True,
+    def read_only(self) -> Volume:
+        """This volume, mounted read-only (``read_only = true`` in the task's ``volume_mount``)."""
+        return Volume(name=self.name, create_if_missing=self.create_if_missing, mount_read_only=True,
+                      location=self.location)
+
+    read_only_view = read_only
+
+    def with_mount_options(self, *, read_only: bool | None = None, sub_path: str | None = None) -> Volume:
+        if sub_path is not None:
+            raise NotSupportedError("Volume.with_mount_options(sub_path=...) is not supported by modalc",
+                                    hint="a Nomad volume_mount has no sub-path: mount the volume and use the "
+                                    "folder below its mount path", location=caller_location())
+        ro = self.mount_read_only if read_only is None else bool(read_only)
+        return Volume(name=self.name, create_if_missing=self.create_if_missing, mount_read_only=ro,
                       location=self.location)
 
     def commit(self) -> None:
@@ -148,12 +167,14 @@ class Volume(Frozen):
 
         return volume.read_file(self, path)
 
-    def read_file_into_fileobj(self, path: str, fileobj: Any) -> int:
+    def read_file_into_fileobj(self, path: str, fileobj: Any, progress_cb: Any = None) -> int:
         from . import volume
 
         size = 0
         for chunk in volume.read_file(self, path):
             size += fileobj.write(chunk) or 0
+            if progress_cb is not None:
+                progress_cb(advance=len(chunk))
         return size
 
     def remove_file(self, path: str, recursive: bool = False) -> None:

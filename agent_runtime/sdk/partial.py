@@ -35,6 +35,16 @@ class PartialFunction:
         return self.raw_f.__get__(obj, objtype)
 
 
+def _refuse_proxy_auth(decorator: str, requires_proxy_auth: bool) -> None:
+    if requires_proxy_auth:
+        from .exception import NotSupportedError
+
+        raise NotSupportedError(
+            f"@modal.{decorator}(requires_proxy_auth=True) is not supported by modalc: no proxy authenticates "
+            "requests in front of a Nomad service", location=caller_location(),
+            hint="drop it and protect the endpoint in your ingress (or check a token in the app)")
+
+
 def _decorator(flag: str, settings: dict[str, Any], bare: Any = None) -> Callable[[Any], PartialFunction]:
     location = caller_location()
     if bare is not None:
@@ -71,8 +81,11 @@ def exit(_warn_parentheses_missing: Any = None) -> Any:
     return _decorator("exit", {}, _warn_parentheses_missing)
 
 
-def concurrent(_warn_parentheses_missing: Any = None, *, max_inputs: int,
+def concurrent(_warn_parentheses_missing: Any = None, *, max_inputs: int | None = None,
                target_inputs: int | None = None) -> Any:
+    if max_inputs is None and _warn_parentheses_missing is None:  # as Modal (target_inputs alone is for Flash)
+        raise InvalidError("`@modal.concurrent()` missing required argument: `max_inputs`.",
+                           hint="write `@modal.concurrent(max_inputs=N)`", location=caller_location())
     return _decorator("concurrent", {"max_inputs": max_inputs, "target_inputs": target_inputs},
                       _warn_parentheses_missing)
 
@@ -85,6 +98,7 @@ def batched(_warn_parentheses_missing: Any = None, *, max_batch_size: int, wait_
 def fastapi_endpoint(_warn_parentheses_missing: Any = None, *, method: str = "GET",
                      label: str | None = None, docs: bool = False, custom_domains: Any = None,
                      requires_proxy_auth: bool = False) -> Any:
+    _refuse_proxy_auth("fastapi_endpoint", requires_proxy_auth)
     return _decorator("web", {"type": "fastapi_endpoint", "method": method, "label": label, "docs": docs},
                       _warn_parentheses_missing)
 
@@ -94,15 +108,18 @@ web_endpoint = fastapi_endpoint
 
 def asgi_app(_warn_parentheses_missing: Any = None, *, label: str | None = None, custom_domains: Any = None,
              requires_proxy_auth: bool = False) -> Any:
+    _refuse_proxy_auth("asgi_app", requires_proxy_auth)
     return _decorator("web", {"type": "asgi_app", "label": label}, _warn_parentheses_missing)
 
 
 def wsgi_app(_warn_parentheses_missing: Any = None, *, label: str | None = None, custom_domains: Any = None,
              requires_proxy_auth: bool = False) -> Any:
+    _refuse_proxy_auth("wsgi_app", requires_proxy_auth)
     return _decorator("web", {"type": "wsgi_app", "label": label}, _warn_parentheses_missing)
 
 
 def web_server(port: int, *, startup_timeout: float = 5.0, label: str | None = None,
                custom_domains: Any = None, requires_proxy_auth: bool = False) -> Any:
+    _refuse_proxy_auth("web_server", requires_proxy_auth)
     return _decorator("web", {"type": "web_server", "port": port, "startup_timeout": startup_timeout,
                               "label": label})

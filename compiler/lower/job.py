@@ -105,7 +105,7 @@ def _volumes(node: FunctionNode, volume_type: str) -> tuple[tuple[VolumeRequest,
         if not path.startswith("/") or path == "/":
             raise UserError(f"volume mount path {path!r} must be an absolute path below /", location=node.location)
         name = re.sub(r"[^A-Za-z0-9_-]", "-", volume.name)
-        read_only = bool(getattr(volume, "read_only", False))
+        read_only = bool(getattr(volume, "mount_read_only", False))
         requests.setdefault(name, volume_request(name, volume.name, volume_type))
         mounts.append(VolumeMount(volume=name, destination=path, read_only=read_only))
     return tuple(requests[k] for k in sorted(requests)), tuple(mounts)

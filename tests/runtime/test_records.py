@@ -71,8 +71,8 @@ def test_sdk_records_are_frozen_hashable_and_pickle() -> None:
     secret = Secret.from_dict({"K": "hidden"})
     assert "hidden" not in repr(secret) and secret.values() == {"K": "hidden"}
     assert secret == Secret(kind="dict", keys=("K",), location=secret.location)  # values are not compared
-    assert repr(Volume("v")) == "Volume(name='v', create_if_missing=False, read_only=False, location=('<unknown>', 0))"
-    records = [secret, Volume.from_name("v").read_only_view(), NetworkFileSystem("n"), CloudBucketMount("b"),
+    assert repr(Volume("v")) == "Volume(name='v', create_if_missing=False, mount_read_only=False, location=('<unknown>', 0))"
+    records = [secret, Volume.from_name("v").read_only(), NetworkFileSystem("n"), CloudBucketMount("b"),
                Cron("0 9 * * *"), Period(days=1), Retries(2), Image(steps=(("debian_slim", ()),)),
                Target(app_name="a", tag="f"), ParameterSpec("p", str, 1)]
     for record in records:
