@@ -71,7 +71,7 @@ def show_plan(planned: list[PlannedJob], stale: list[str], echo: Echo) -> bool:
 
 
 def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token: bool = False,
-               secrets: tuple[str, ...] = ()) -> list[PlannedJob]:
+               secrets: tuple[str, ...] = (), variables: tuple[str, ...] = ()) -> list[PlannedJob]:
     from .warm_deploy import deploy_warm
 
     planned = plan_app(api, compiled)
@@ -89,7 +89,7 @@ def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token
     if api.settings.token:  # with ACLs, the jobs' identities need their policy to call and read secrets
         from .acl_policy import attach
 
-        for name in attach(api, [p.job_id for p in planned], api.settings.namespace, secrets, echo):
+        for name in attach(api, [p.job_id for p in planned], api.settings.namespace, secrets, echo, variables):
             echo(f"policy     {name} (attached to its job)")
     keep = {p.job_id for p in planned}
     for job_id in stale_jobs(api, compiled.app_name, keep):
