@@ -186,6 +186,10 @@ def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None
         from .warm_deploy import delete_tokens
 
         delete_tokens(api, parents_, echo)
+        if not failed:  # the app's from_dict secrets (compiler/deploy_secrets.py), once no job of it is left
+            from .deploy_secrets import delete_app_variables
+
+            delete_app_variables(api, app_name, echo)
     for job_id, exc in failed:
         echo(f"could not stop {job_id}: {exc}")
     return 1 if failed else 0

@@ -146,6 +146,11 @@ def test_deploy_writes_the_variable_a_call_sees_it_and_redeploy_updates_it(doubl
     assert f"seen {VALUE_2}|-|mode-1" in called.stdout, out(called)
     no_value(out(rekeyed))
 
+    stopped = modalc(tmp_path, "app", "stop", "appsec", double=double)
+    assert stopped.returncode == 0, out(stopped)
+    assert f"deleted Variable {new}" in stopped.stdout and f"deleted Variable {path}" in stopped.stdout
+    assert not double.variables and not double.jobs
+
 
 def test_deploy_with_acls_lets_the_jobs_read_their_secret(double: NomadDouble, tmp_path: Path) -> None:
     double.token = "management-secret"
