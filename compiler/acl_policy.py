@@ -5,7 +5,9 @@ with the task's workload identity, so the job's allocations need, in the job's n
 ``dispatch-job`` (dispatch the app's parameterized jobs), ``read-job`` (their allocations and evaluations),
 ``read-logs`` and ``read-fs`` (relay their output, read their results) and ``alloc-lifecycle``
 (``FunctionCall.cancel()`` stops the call's allocation). Nothing lets it register or stop jobs. Each
-``Secret.from_name`` the app uses adds ``read`` on its Variable ``modalc/secrets/<name>``.
+``Secret.from_name`` the app uses adds ``read`` on its Variable ``modalc/secrets/<name>``, each
+``Secret.from_dict`` ``read`` on its app-scoped Variable ``modalc/apps/<app>/<id>`` (deploy,
+``compiler/deploy_secrets.py``) or run-scoped one ``modalc/runs/<run id>/<id>`` (``compiler/run_secrets.py``).
 
 Nomad attaches a policy to a job with its ``JobACL`` (``nomad acl policy apply -job``): when a workload
 identity is resolved, the policies whose ``JobACL`` names the allocation's job are added, and a dispatched
@@ -26,6 +28,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from . import deploy_secrets
 from .graph import AppGraph
 from .ir import CompiledApp
 from .lower.files import secret_path
@@ -51,13 +54,14 @@ def secret_names(graph: AppGraph, compiled: CompiledApp) -> list[str]:
     return sorted({s.name for s in named_secrets(graph, compiled)})
 
 
-def policy_rules(namespace: str | None, secrets: Iterable[str]) -> str:
-    """The policy's rules as ``hclfmt`` prints them."""
+def policy_rules(namespace: str | None, secrets: Iterable[str], variables: Iterable[str] = ()) -> str:
+    """The policy's rules as ``hclfmt`` prints them: ``read`` on the named ``secrets`` and on the Variables
+    at ``variables`` (app- and run-scoped secrets)."""
     caps = ", ".join(json.dumps(c) for c in CAPABILITIES)
-    paths = "\n\n".join(f"    path {json.dumps(secret_path(n))} {{\n      capabilities = [\"read\"]\n    }}"
-                        for n in secrets)
-    variables = f"\n\n  variables {{\n{paths}\n  }}" if paths else ""
-    return f"namespace {json.dumps(namespace or 'default')} {{\n  capabilities = [{caps}]{variables}\n}}\n"
+    readable = [secret_path(n) for n in secrets] + sorted(set(variables))
+    paths = "\n\n".join(f"    path {json.dumps(p)} {{\n      capabilities = [\"read\"]\n    }}" for p in readable)
+    block = f"\n\n  variables {{\n{paths}\n  }}" if paths else ""
+    return f"namespace {json.dumps(namespace or 'default')} {{\n  capabilities = [{caps}]{block}\n}}\n"
 
 
 def attach_commands(job_ids: Iterable[str], namespace: str | None, path: str) -> list[str]:
@@ -75,19 +79,18 @@ def policy_hcl(graph: AppGraph, compiled: CompiledApp, namespace: str | None) ->
             "# (Task API, workload identity) and read their secrets. Attach it to each job (a token with the\n"
             "# management capability is needed; `modalc deploy` does this when its token may):\n"
             f"{commands}\n"
-            f"{policy_rules(namespace, secret_names(graph, compiled))}")
-
+            f"{policy_rules(namespace, secret_names(graph, compiled), deploy_secrets.paths(graph, compiled))}")
 
 
 def attach(api: NomadAPI, job_ids: Iterable[str], namespace: str | None, secrets: Iterable[str],
-           echo: Callable[[str], None]) -> list[str]:
+           echo: Callable[[str], None], variables: Iterable[str] = ()) -> list[str]:
     """Apply the policy to each job (``modalc deploy``, ephemeral ``modalc run``); the names of the policies
     written. A token that may not write policies (403) gets the commands printed instead, once; a cluster
     without ACLs (Nomad answers 400 ``ACL support disabled``) needs nothing."""
     from .backends.nomad_api import NomadRejected
     from .errors import ModalcError
 
-    rules = policy_rules(namespace, secrets)
+    rules = policy_rules(namespace, secrets, variables)
     written: list[str] = []
     jobs = list(job_ids)
     for job_id in jobs:

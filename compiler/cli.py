@@ -132,6 +132,11 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
     show_notes(data.script.warnings)
     outputs = data.outputs(fmt)
     show_notes(data.compiled.warnings)
+    from . import deploy_secrets
+
+    show_notes(deploy_secrets.literal_notes(data.graph, data.compiled))
+    for line in deploy_secrets.create_commands(data.graph, data.compiled, placement.get("namespace")):
+        click.echo(line if line.startswith(" ") else f"note: {line}", err=True)
     if acl_policy:
         from .acl_policy import policy_file_name, policy_hcl
 
@@ -388,10 +393,13 @@ def deploy(script: str, module_mode: bool, name: str | None, rotate_token: bool,
     with _nomad_api(namespace=namespace, region=region, **connection) as api:
         check_before_deploy(api, data.graph, data.compiled, volume_plugin=volume_plugin, node_pool=node_pool,
                             echo=lambda line: click.echo(line, err=True))
+        from . import deploy_secrets
         from .acl_policy import secret_names
 
+        show_notes(deploy_secrets.literal_notes(data.graph, data.compiled))
+        written = deploy_secrets.publish(api, data.graph, data.compiled, click.echo)  # before the jobs read them
         deploy_app(api, data.compiled, click.echo, rotate_token=rotate_token,
-                   secrets=tuple(secret_names(data.graph, data.compiled)))
+                   secrets=tuple(secret_names(data.graph, data.compiled)), variables=tuple(written))
         show_endpoints(api, data.compiled, click.echo)
     click.echo(f"deployed app {data.compiled.app_name!r}: call it with "
                f"modal.Function.from_name({data.compiled.app_name!r}, NAME)", err=True)

@@ -71,7 +71,7 @@ def show_plan(planned: list[PlannedJob], stale: list[str], echo: Echo) -> bool:
 
 
 def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token: bool = False,
-               secrets: tuple[str, ...] = ()) -> list[PlannedJob]:
+               secrets: tuple[str, ...] = (), variables: tuple[str, ...] = ()) -> list[PlannedJob]:
     from .warm_deploy import deploy_warm
 
     planned = plan_app(api, compiled)
@@ -89,7 +89,7 @@ def deploy_app(api: NomadAPI, compiled: CompiledApp, echo: Echo, *, rotate_token
     if api.settings.token:  # with ACLs, the jobs' identities need their policy to call and read secrets
         from .acl_policy import attach
 
-        for name in attach(api, [p.job_id for p in planned], api.settings.namespace, secrets, echo):
+        for name in attach(api, [p.job_id for p in planned], api.settings.namespace, secrets, echo, variables):
             echo(f"policy     {name} (attached to its job)")
     keep = {p.job_id for p in planned}
     for job_id in stale_jobs(api, compiled.app_name, keep):
@@ -186,6 +186,10 @@ def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None
         from .warm_deploy import delete_tokens
 
         delete_tokens(api, parents_, echo)
+        if not failed:  # the app's from_dict secrets (compiler/deploy_secrets.py), once no job of it is left
+            from .deploy_secrets import delete_app_variables
+
+            delete_app_variables(api, app_name, echo)
     for job_id, exc in failed:
         echo(f"could not stop {job_id}: {exc}")
     return 1 if failed else 0

@@ -118,6 +118,7 @@ def app_run(compiled: CompiledApp, graph: AppGraph, *, local: bool = False, quie
                     broker = CallBroker(backend, invoker.function, invoker.concurrency, invoker.nested_web_url)
                     backend.call_env = broker.env
                 backend.policy_secrets = tuple(secret_names(graph, compiled))
+                backend.policy_variables = tuple(run_secrets.run_paths(secret_values, run_id))
                 backend.start(compiled, run_id=run_id)
                 # What loading and compiling left (the user's modules, the SDK, modalc, its HCL and template
                 # libraries) lives as long as the run: frozen, the collector stops rescanning it, which was a

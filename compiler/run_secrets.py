@@ -72,6 +72,11 @@ def resolve(graph: AppGraph, compiled: CompiledApp) -> dict[str, dict[str, str]]
     return out
 
 
+def run_paths(values: dict[str, dict[str, str]], run_id: str) -> list[str]:
+    """The run-scoped Variables ``published`` writes (the run's ACL policy lets its jobs read them)."""
+    return [run_secret_path(run_id, sid) for sid in sorted(values)]
+
+
 @contextmanager
 def published(backend: Backend, values: dict[str, dict[str, str]], run_id: str, *,
               detach: bool = False) -> Iterator[None]:

@@ -38,8 +38,6 @@ fail_list = [
     ("unknown_timezone.py", 6, "unknown time zone 'Mars/Olympus'", "IANA name"),
     ("bad_period.py", 6, "modal.Period(hours=5) cannot be expressed as a Nomad periodic job", "modal.Cron(...)"),
     ("proxy.py", 6, "proxy= (modal.Proxy) is not supported by modalc", "static egress IP"),
-    ("dict_secret.py", 6, "modal.Secret.from_dict(...) would put secret values into the job spec",
-     "modalc secret create NAME TOKEN=..."),
     ("raises_at_import.py", 7, "RuntimeError raised while importing", "guard client-only code"),
     ("empty_app.py", 0, "the app has no functions to build", "decorate a function with @app.function()"),
 ]

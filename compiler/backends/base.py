@@ -96,6 +96,7 @@ class Backend(abc.ABC):
     # The named secrets the app's jobs read (``Secret.from_name``), for the ACL policy a cluster with ACLs
     # needs (compiler/acl_policy.py); set by the run before ``start``.
     policy_secrets: tuple[str, ...] = ()
+    policy_variables: tuple[str, ...] = ()  # other Variables their ACL policy lets the jobs read (run-scoped secrets)
 
     # Warm workers (compiler/warm_pool.py): a backend that runs them sets this and implements the two below.
     supports_warm = False

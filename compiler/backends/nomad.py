@@ -155,7 +155,7 @@ class NomadBackend(Backend):
             from ..acl_policy import attach
 
             self._policies = attach(self.api, list(self.registered), self.settings.namespace,
-                                    self.policy_secrets, _stderr_line)
+                                    self.policy_secrets, _stderr_line, self.policy_variables)
 
     def add_function(self, fn: FunctionJob) -> None:
         """Register ``fn``'s job under this run's ID (purged with the run)."""

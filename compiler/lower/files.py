@@ -12,14 +12,16 @@ known when the job is compiled, so the template takes it from the job meta
 ``modalc_run`` (``env "NOMAD_META_modalc_run"``) that the backend sets per run;
 the secret ID is a hash of the declaration (kind, file:line, keys or path),
 so the spec stays deterministic and holds no value (``compiler/run_secrets.py``
-writes and deletes the Variables).
+writes and deletes the Variables). In ``build``/``deploy`` a ``Secret.from_dict`` is
+app-scoped instead: its template reads ``modalc/apps/<app>/<secret id>``
+(``lower/app_secrets.py``), which ``modalc deploy`` writes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from agent_runtime.sdk.objects import Secret
 
@@ -88,7 +90,8 @@ def _run_scoped(secret: Secret) -> Template:
 
 
 def secret_templates(secrets: Iterable[Secret], location: tuple[str, int], *,
-                     mode: str = "deploy") -> tuple[Template, ...]:
+                     mode: str = "deploy", app_paths: Mapping[Secret, str] | None = None) -> tuple[Template, ...]:
+    """The templates of a function's secrets; ``app_paths``: the app-scoped ones' Variables (deploy mode)."""
     out: list[Template] = []
     seen: set[str] = set()
     for secret in secrets:
@@ -101,13 +104,16 @@ def secret_templates(secrets: Iterable[Secret], location: tuple[str, int], *,
                 out.append(_run_scoped(secret))
             continue
         if secret.kind == "dict":
-            keys = ", ".join(secret.keys) or "..."
-            raise UserError(
-                "modal.Secret.from_dict(...) would put secret values into the job spec",
-                location=loc,
-                hint=f"store them once with `modalc secret create NAME {' '.join(k + '=...' for k in secret.keys) or 'KEY=VALUE'}` "
-                f"and use modal.Secret.from_name(\"NAME\") (keys: {keys})",
-            )
+            if not secret.keys:
+                continue  # an empty from_dict sets nothing
+            path = (app_paths or {}).get(secret)
+            if path is None:
+                raise UserError("modal.Secret.from_dict(...) is not one of the app's functions' secrets",
+                                location=loc, hint="pass it in secrets=[...] of an @app.function()")
+            if path not in seen:
+                seen.add(path)
+                out.append(_env_template(f'"{path}"', f"secrets/app-{path.rsplit('/', 1)[1]}.env"))
+            continue
         if secret.kind in ("dotenv", "local_environ"):
             raise UserError(
                 f"modal.Secret.from_{secret.kind}() is resolved on the client at run time, which a built spec cannot do",

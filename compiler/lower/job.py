@@ -35,6 +35,7 @@ from ..ir import (
     VolumeRequest,
 )
 from . import resources as res
+from .app_secrets import app_secrets
 from .files import code_templates, secret_templates
 from .gpu import lower_gpu
 from .images import lower_image
@@ -155,7 +156,9 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
         lower_schedule(o.get("schedule"), loc)  # still validated in run mode
     disk = res.ephemeral_disk_mib(o.get("ephemeral_disk"), loc)
     group_volumes, mounts = _volumes(node, opts.volume_type)
-    templates = code_templates(graph.sources) + secret_templates(o.get("secrets") or (), loc, mode=opts.mode)
+    app_paths = app_secrets(graph) if opts.mode == "deploy" else None
+    templates = code_templates(graph.sources) + secret_templates(o.get("secrets") or (), loc, mode=opts.mode,
+                                                                 app_paths=app_paths)
 
     image_ref: str | None = None
     build = None

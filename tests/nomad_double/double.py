@@ -15,7 +15,8 @@ Double-only simplifications (deliberate, documented):
   unplaceable by default (FailedTGAllocs + a blocked eval);
 * blocking queries block on one global state index (Nomad uses per-table indexes);
 * no restarts, reschedules or deployments; a lost allocation is not replaced;
-* ``nomadVar`` templates may read any variable of the job's namespace;
+* ``nomadVar`` templates read with the task's identity (ACL policies when ACLs are on); a denied read
+  fails the task's setup (Nomad's template runner would keep retrying), a missing Variable renders empty;
 * ``filter=`` supports only ``Sel == "v"``, ``Sel != "v"``, ``"v" in Sel`` and
   ``Sel contains "v"`` joined with ``and``.
 """
@@ -567,9 +568,17 @@ class NomadDouble:
             ts.update(state)
             self._touch(alloc)
 
-    def _read_var(self, ns: str) -> Callable[[str], dict[str, str] | None]:
+    def _read_var(self, ns: str, claims: dict[str, str]) -> Callable[[str], dict[str, str] | None]:
+        """A template's ``nomadVar`` reads with the task's workload identity: with ACLs on, only what its
+        job's policies (or the implicit ``nomad/jobs/<job>`` paths) allow; else a template failure."""
         def read(path: str) -> dict[str, str] | None:
             with self._cond:
+                if self.token is not None:
+                    pols = [acl.parse_rules(p["Rules"]) for p in self.policies.values()
+                            if acl.policy_applies(p, claims)]
+                    if not acl.variable_allowed(pols, claims, ns, path, "read"):
+                        raise TaskSetupError("Template failure",
+                                             f"nomad.var.block({path}@{ns}): Permission denied")
                 var = self.variables.get((ns, path))
                 return dict(var["Items"]) if var else None
         return read
@@ -670,15 +679,15 @@ class NomadDouble:
         tdir = adir / name
         env = task_env(alloc=alloc, job=job, group=tg, task=task, alloc_dir=adir, index=alloc["_index"])
         env.update(port_env(alloc.get("_ports") or []))
+        claims = {"alloc_id": alloc["ID"], "namespace": job.get("Namespace") or "default",
+                  "job_id": job.get("ParentID") or job["ID"], "group": tg["Name"], "task": name}
         ident = task.get("Identity") or {}
         if ident.get("File") or ident.get("Env"):
             # workload-identity.mdx: file = true writes secrets/nomad_token, env = true sets NOMAD_TOKEN;
             # nomad/structs/workload_id.go: the job ID claim is the parent's for dispatched/periodic children.
             secret = str(uuid.uuid4())
             with self._cond:
-                self.identities[secret] = {"alloc_id": alloc["ID"], "namespace": job.get("Namespace") or "default",
-                                           "job_id": job.get("ParentID") or job["ID"], "group": tg["Name"],
-                                           "task": name}
+                self.identities[secret] = claims
             if ident.get("File"):
                 (tdir / "secrets" / "nomad_token").write_text(secret)
             if ident.get("Env"):
@@ -692,7 +701,7 @@ class NomadDouble:
         for key, value in (task.get("Env") or {}).items():
             env[key] = interpolate(str(value), env)
         for tmpl in task.get("Templates") or []:
-            text = render_template(tmpl, self._read_var(job["Namespace"]), env)
+            text = render_template(tmpl, self._read_var(job["Namespace"], claims), env)
             dest = tdir / interpolate(tmpl.get("DestPath") or "local/template.out", env)
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text)
