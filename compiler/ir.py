@@ -93,6 +93,22 @@ class VolumeRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BucketVolume:
+    """A CSI volume backed by an S3 bucket (``modal.CloudBucketMount``), written as ``<id>.volume.hcl``.
+
+    The operator registers it (``nomad volume register``) before the jobs that claim it run;
+    ``secret`` names the Modal secret holding its credentials: never its values."""
+
+    id: str
+    plugin_id: str
+    bucket: str
+    read_only: bool
+    access_mode: str
+    mount_flags: tuple[str, ...]
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Port:
     """A dynamic port of the group's network; ``to`` maps it into a container (docker)."""
 
@@ -257,6 +273,8 @@ class FunctionJob:
     # @modal.batched methods ("" for a function) and their wait_ms: the client gathers concurrent calls of
     # one into a single call of up to max_batch_size inputs, waiting at most wait_ms for it to fill.
     batch_waits: tuple[tuple[str, int], ...] = ()
+    # The S3 bucket CSI volumes (modal.CloudBucketMount) its group claims: their volume specs.
+    bucket_volumes: tuple[BucketVolume, ...] = ()
 
     def group_size(self, method: str | None) -> int:
         """How many inputs one allocation runs at once for ``method`` (None: the function)."""
