@@ -231,12 +231,26 @@ class ContextFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BuildSecret:
+    """A ``Secret.from_name`` a ``run_function`` build step reads: a BuildKit build secret (``id`` = name)."""
+
+    name: str
+    required_keys: tuple[str, ...]
+    location: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageBuild:
     """A built image: a Dockerfile and the files it copies, named by content."""
 
     tag: str
     dockerfile: str
     context: tuple[ContextFile, ...]
+    # run_function steps: the build secrets they mount (values given by `modalc image build`, never in the
+    # context), the GPU one asks for (``gpu=`` as written; the builder must give the step a GPU), build notes.
+    build_secrets: tuple[BuildSecret, ...] = ()
+    gpu: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

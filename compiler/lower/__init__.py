@@ -49,4 +49,6 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
     errors.raise_if_any()
     buckets = {b.id: b for fn in jobs for b in fn.bucket_volumes}
     notes += bucket_notes([buckets[k] for k in sorted(buckets)])
+    for fn in jobs:  # run_function steps' build secrets and GPUs, once per image
+        notes += [n for n in (fn.image.notes if fn.image else ()) if n not in notes]
     return CompiledApp(app_name=graph.app_name, functions=tuple(jobs), warnings=tuple(notes))
