@@ -164,3 +164,15 @@ def test_deploy_registers_the_bucket_volume(double: NomadDouble, tmp_path: Path)
                                              "AttachmentMode": "file-system"}]
     again = modalc(tmp_path, "deploy", "--s3-csi-plugin", "double-csi", str(script), double=double)
     assert again.returncode == 0 and "registered CSI volume" not in again.stderr
+
+
+def test_user_text_in_the_volume_spec_is_escaped(tmp_path: Path) -> None:
+    evil = 'evil"\\n}\\nplugin_id = "x'
+    result, o = _build(tmp_path, HEAD + FN.format(f"modal.CloudBucketMount('{evil}', key_prefix='a/${{x}}/')"))
+    assert result.returncode == 0, out(result)
+    (spec,) = o.glob("*.volume.hcl")
+    text = spec.read_text()
+    assert sum(line.startswith("plugin_id") for line in text.splitlines()) == 1
+    assert '"prefix a/$${x}/"' in text
+    formatted = subprocess.run([require_hclfmt(), str(spec)], capture_output=True, check=True).stdout
+    assert formatted.decode() == text
