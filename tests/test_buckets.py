@@ -176,3 +176,16 @@ def test_user_text_in_the_volume_spec_is_escaped(tmp_path: Path) -> None:
     assert '"prefix a/$${x}/"' in text
     formatted = subprocess.run([require_hclfmt(), str(spec)], capture_output=True, check=True).stdout
     assert formatted.decode() == text
+
+
+def test_run_on_nomad_registers_the_bucket_volume(double: NomadDouble, tmp_path: Path) -> None:
+    script = tmp_path / "bk.py"
+    script.write_text(HEAD.replace(", required_keys=['AWS_ACCESS_KEY_ID']", "")
+                      + FN.format("modal.CloudBucketMount('b', read_only=True)").replace("pass", "return 7")
+                      + "\n\n@app.local_entrypoint()\ndef main():\n    print(f.remote())\n")
+    ran = modalc(tmp_path, "run", str(script), double=double, MODALC_S3_CSI_PLUGIN="double-csi")
+    assert ran.returncode == 0, out(ran)
+    assert "7" in ran.stdout.split()
+    (vol,) = double.volumes.csi.values()
+    assert vol["PluginID"] == "double-csi" and vol["MountOptions"] == {"MountFlags": ["read-only"]}
+    assert vol["RequestedCapabilities"][0]["AccessMode"] == "multi-node-reader-only"
