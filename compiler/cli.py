@@ -16,6 +16,7 @@ import click
 from .errors import ModalcError, UserError
 from .ir import Driver
 from .lower import BuildOptions
+from .lower.buckets import DEFAULT_S3_CSI_PLUGIN
 from .refs import parse_import_ref
 
 
@@ -52,15 +53,26 @@ def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_options(driver: str, image_registry: str | None, datacenters: tuple[str, ...], namespace: str | None,
-                  region: str | None, node_pool: str | None, mode: str, volume_type: str = "host") -> BuildOptions:
+                  region: str | None, node_pool: str | None, mode: str, volume_type: str = "host",
+                  s3_csi_plugin: str | None = None) -> BuildOptions:
+    """The build's options; the S3 CSI plugin defaults to ``MODALC_S3_CSI_PLUGIN``, else ``s3-csi``."""
+    import os
+
+    s3_csi_plugin = s3_csi_plugin or os.environ.get("MODALC_S3_CSI_PLUGIN") or DEFAULT_S3_CSI_PLUGIN
     return BuildOptions(
         driver=Driver(driver), image_registry=image_registry, datacenters=tuple(datacenters) or ("*",),
         namespace=namespace, region=region, node_pool=node_pool, mode=mode,
         default_python=f"{sys.version_info.major}.{sys.version_info.minor}", volume_type=volume_type,
+        s3_csi_plugin=s3_csi_plugin,
     )
 
 
 def volume_type_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--volume-type`` (modal.Volume mounts) and ``--s3-csi-plugin`` (modal.CloudBucketMount mounts)."""
+    f = click.option("--s3-csi-plugin", metavar="P", envvar="MODALC_S3_CSI_PLUGIN", default=DEFAULT_S3_CSI_PLUGIN,
+                     show_default=True,
+                     help="Nomad ID of the S3 CSI plugin (Mountpoint for Amazon S3 CSI driver) that mounts "
+                     "modal.CloudBucketMount buckets (env: MODALC_S3_CSI_PLUGIN).")(f)
     return click.option("--volume-type", type=click.Choice(["host", "csi"]), default="host", show_default=True,
                         help="Nomad volume type of modal.Volume mounts (host: static or dynamic host volumes).")(f)
 
@@ -148,7 +160,8 @@ def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: 
                         "so they have no job)")
     if out_dir is None:
         click.echo("\n".join(f"# {name}\n{text}" for name, text in outputs.items()
-                             if isinstance(text, str) and name.endswith((".nomad.hcl", ".nomad.json", ".policy.hcl"))),
+                             if isinstance(text, str)
+                             and name.endswith((".nomad.hcl", ".nomad.json", ".policy.hcl", ".volume.hcl"))),
                    nl=False)
         return
     if check:
@@ -201,7 +214,8 @@ def _file_report(verb: str, out_dir: str, rels: list[str]) -> list[str]:
 @handle_errors
 def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet: bool, detach: bool,
         name: str | None, write_result: str | None, local: bool, namespace: str | None, region: str | None,
-        placement_timeout: float | None, volume_type: str, volume_plugin: str | None, **connection: Any) -> None:
+        placement_timeout: float | None, volume_type: str, s3_csi_plugin: str, volume_plugin: str | None,
+        **connection: Any) -> None:
     """Run SCRIPT[::REF]: the local entrypoint here, each remote call as a job.
 
     On Nomad whenever an address is configured (NOMAD_ADDR or --address), else (or with --local) on this machine.
@@ -220,7 +234,8 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
         backend = NomadBackend(settings, quiet=quiet, placement_timeout=placement_timeout)
     ref = parse_import_ref(script, use_module_mode=module_mode)
     data = CompilerData(ref, build_options("docker", None, (), namespace if backend else None,
-                                           region if backend else None, None, mode="run", volume_type=volume_type),
+                                           region if backend else None, None, mode="run", volume_type=volume_type,
+                                           s3_csi_plugin=s3_csi_plugin),
                         name=name,
                         select_ref=False)
     show_notes(data.script.warnings)
@@ -378,7 +393,8 @@ def _nomad_api(**connection: Any) -> Any:
 @handle_errors
 def deploy(script: str, module_mode: bool, name: str | None, rotate_token: bool, driver: str,
            image_registry: str | None, datacenters: tuple[str, ...], namespace: str | None, region: str | None,
-           node_pool: str | None, volume_type: str, volume_plugin: str | None, **connection: Any) -> None:
+           node_pool: str | None, volume_type: str, s3_csi_plugin: str, volume_plugin: str | None,
+           **connection: Any) -> None:
     """Register SCRIPT's jobs on Nomad under stable IDs; update them in place."""
     from .nomad_commands import deploy_app, show_endpoints
     from .phases import CompilerData
@@ -386,7 +402,8 @@ def deploy(script: str, module_mode: bool, name: str | None, rotate_token: bool,
 
     data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
                         build_options(driver, image_registry, datacenters, namespace, region, node_pool,
-                                      mode="deploy", volume_type=volume_type), name=name)
+                                      mode="deploy", volume_type=volume_type, s3_csi_plugin=s3_csi_plugin),
+                        name=name)
     show_notes(data.script.warnings)
     if not data.compiled.functions:
         raise UserError(f"{script}: the app has no functions to deploy")
@@ -431,7 +448,7 @@ def serve(script: str, module_mode: bool, name: str | None) -> None:
 @connection_options
 def plan(script: str, module_mode: bool, name: str | None, driver: str, image_registry: str | None,
          datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
-         volume_type: str, **connection: Any) -> None:
+         volume_type: str, s3_csi_plugin: str, **connection: Any) -> None:
     """Show what `modalc deploy` would change. Exit 0: no change, 1: changes, 255: error."""
     from .nomad_commands import plan_app, show_plan, stale_jobs
     from .phases import CompilerData
@@ -439,7 +456,8 @@ def plan(script: str, module_mode: bool, name: str | None, driver: str, image_re
     try:
         data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
                             build_options(driver, image_registry, datacenters, namespace, region, node_pool,
-                                          mode="deploy", volume_type=volume_type), name=name)
+                                          mode="deploy", volume_type=volume_type, s3_csi_plugin=s3_csi_plugin),
+                            name=name)
         with _nomad_api(namespace=namespace, region=region, **connection) as api:
             planned = plan_app(api, data.compiled)
             stale = stale_jobs(api, data.compiled.app_name, {p.job_id for p in planned})

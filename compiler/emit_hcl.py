@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from .hcl_format import format_hcl
-from .ir import Job, JobType
+from .ir import BucketVolume, Job, JobType
 
 _RUNTIME_REF = re.compile(r"\$\{(?:NOMAD_[A-Za-z0-9_]+|(?:device|attr|meta|node)(?:\.[A-Za-z0-9_-]+)+)\}")
 # HCL string escapes; other control characters as \uNNNN (JSON's \b and \f are not HCL).
@@ -120,3 +120,11 @@ def emit_hcl(job: Job) -> str:
 
 def emit_many(jobs: Sequence[Job]) -> dict[str, str]:
     return {job.id: emit_hcl(job) for job in jobs}
+
+
+VOLUME_SUFFIX = ".volume.hcl"
+
+
+def emit_volume(volume: BucketVolume, namespace: str | None) -> str:
+    """The canonical HCL volume specification of an S3 bucket's CSI volume (``nomad volume register``)."""
+    return format_hcl(_environment().get_template("csi_volume.hcl.j2").render(volume=volume, namespace=namespace))

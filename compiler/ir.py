@@ -93,6 +93,22 @@ class VolumeRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BucketVolume:
+    """A CSI volume backed by an S3 bucket (``modal.CloudBucketMount``), written as ``<id>.volume.hcl``.
+
+    The operator registers it (``nomad volume register``) before the jobs that claim it run;
+    ``secret`` names the Modal secret holding its credentials: never its values."""
+
+    id: str
+    plugin_id: str
+    bucket: str
+    read_only: bool
+    access_mode: str
+    mount_flags: tuple[str, ...]
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Port:
     """A dynamic port of the group's network; ``to`` maps it into a container (docker)."""
 
@@ -215,12 +231,26 @@ class ContextFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BuildSecret:
+    """A ``Secret.from_name`` a ``run_function`` build step reads: a BuildKit build secret (``id`` = name)."""
+
+    name: str
+    required_keys: tuple[str, ...]
+    location: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageBuild:
     """A built image: a Dockerfile and the files it copies, named by content."""
 
     tag: str
     dockerfile: str
     context: tuple[ContextFile, ...]
+    # run_function steps: the build secrets they mount (values given by `modalc image build`, never in the
+    # context), the GPU one asks for (``gpu=`` as written; the builder must give the step a GPU), build notes.
+    build_secrets: tuple[BuildSecret, ...] = ()
+    gpu: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,6 +287,8 @@ class FunctionJob:
     # @modal.batched methods ("" for a function) and their wait_ms: the client gathers concurrent calls of
     # one into a single call of up to max_batch_size inputs, waiting at most wait_ms for it to fill.
     batch_waits: tuple[tuple[str, int], ...] = ()
+    # The S3 bucket CSI volumes (modal.CloudBucketMount) its group claims: their volume specs.
+    bucket_volumes: tuple[BucketVolume, ...] = ()
 
     def group_size(self, method: str | None) -> int:
         """How many inputs one allocation runs at once for ``method`` (None: the function)."""

@@ -21,8 +21,8 @@ STATUSES = (WORKS, BECOMES, NO_EFFECT, REFUSED)
 TOP_LEVEL: dict[str, tuple[str, str]] = {
     "App": (WORKS, "the app: one Nomad job per function (see above)"),
     "Client": (REFUSED, "Modal's API client; there is no Modal server (error on use)"),
-    "CloudBucketMount": (REFUSED, "declares; mounting it is a build error: mount the bucket on the clients and "
-                         "use a host or CSI Volume"),
+    "CloudBucketMount": (BECOMES, "a Nomad CSI volume of an S3 CSI plugin (`--s3-csi-plugin`); build writes its "
+                         "volume spec, deploy registers it"),
     "Cls": (WORKS, "a class: one job per class, methods dispatched in the allocation"),
     "Cluster": (REFUSED, "multi-node clusters (modal.experimental); not in the compat SDK"),
     "Cron": (BECOMES, "a Nomad periodic job (cron, time_zone)"),

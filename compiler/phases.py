@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from .emit_hcl import emit_hcl
+from .emit_hcl import VOLUME_SUFFIX, emit_hcl, emit_volume
 from .emit_json import emit_json
 from .graph import AppGraph, build_graph
 from .ir import CompiledApp, FunctionJob, ImageBuild
@@ -85,6 +85,9 @@ class CompilerData:
                 out[folder + "/Dockerfile"] = fn.image.dockerfile
                 for f in fn.image.context:
                     out[f"{folder}/{f.path}"] = f.read()
+        for fn in self.compiled.functions:
+            for volume in fn.bucket_volumes:
+                out.setdefault(volume.id + VOLUME_SUFFIX, emit_volume(volume, fn.job.namespace))
         return dict(sorted(out.items()))
 
 

@@ -11,7 +11,11 @@ reported at once, each at its declaration's file:line:
 * on Nomad, each ``Volume.from_name(name)`` must exist as a volume of the
   compiled type (host or CSI); with ``create_if_missing=True`` it is created
   through Nomad's volume API instead (``compiler/volumes.py``). Locally a
-  volume is a directory that is made on first use.
+  volume is a directory that is made on first use;
+* on Nomad, each S3 bucket's CSI volume (``modal.CloudBucketMount``,
+  ``compiler/lower/buckets.py``) is registered when it is not yet (its spec
+  holds no credential); locally a bucket mount is an error: it needs a Nomad
+  cluster with an S3 CSI plugin.
 """
 
 from __future__ import annotations
@@ -117,8 +121,10 @@ def ensure_volumes(graph: AppGraph, compiled: CompiledApp, volumes: NomadVolumes
 
 
 def compiled_volume_type(compiled: CompiledApp) -> str:
-    """The volume type the compiled jobs claim (``host`` when they mount none)."""
-    types = {v.type for fn in compiled.functions for g in fn.job.groups for v in g.volumes}
+    """The volume type the compiled jobs claim for modal.Volume mounts (``host`` when they mount none)."""
+    buckets = {b.id for fn in compiled.functions for b in fn.bucket_volumes}
+    types = {v.type for fn in compiled.functions for g in fn.job.groups for v in g.volumes
+             if v.source not in buckets}
     return types.pop() if len(types) == 1 else "host"
 
 
@@ -132,6 +138,35 @@ def check_before_deploy(api: NomadAPI, graph: AppGraph, compiled: CompiledApp, *
     pool = node_pool or next((fn.job.node_pool for fn in compiled.functions if fn.job.node_pool), None)
     ensure_volumes(graph, compiled, NomadVolumes(api, compiled_volume_type(compiled), plugin_id=volume_plugin,
                                                  node_pool=pool), echo)
+    register_buckets(api, compiled, echo)
+
+
+def register_buckets(api: NomadAPI, compiled: CompiledApp, echo: Echo) -> None:
+    """Each bucket's CSI volume exists on Nomad: registered (``PUT /v1/volume/csi/<id>``) when it is not."""
+    seen: set[str] = set()
+    for fn in compiled.functions:
+        for b in fn.bucket_volumes:
+            if b.id in seen:
+                continue
+            seen.add(b.id)
+            if api.volume("csi", b.id) is not None:
+                continue
+            api.register_csi_volume({
+                "ID": b.id, "Name": b.id, "ExternalID": b.id, "PluginID": b.plugin_id,
+                **({"Namespace": fn.job.namespace} if fn.job.namespace else {}),
+                "RequestedCapabilities": [{"AccessMode": b.access_mode, "AttachmentMode": "file-system"}],
+                "MountOptions": {"MountFlags": list(b.mount_flags)}, "Context": {"bucketName": b.bucket}})
+            echo(f"registered CSI volume {b.id!r} (bucket {b.bucket!r}, plugin {b.plugin_id!r})")
+
+
+def refuse_buckets_locally(graph: AppGraph, compiled: CompiledApp) -> None:
+    """A CloudBucketMount has no local form: a clear error rather than an empty directory."""
+    errors = [UserError(f"{fn.tag}: modal.CloudBucketMount({b.bucket!r}) needs a Nomad cluster with an S3 CSI plugin",
+                        location=next((n.location for n in graph.functions if n.tag == fn.tag), None),
+                        hint=f"run on Nomad (NOMAD_ADDR) with plugin {b.plugin_id!r} (--s3-csi-plugin), or mount a "
+                        "modal.Volume instead for a local run")
+              for fn in compiled.functions for b in fn.bucket_volumes]
+    _raise(errors)
 
 
 def check_before_run(backend: Backend, graph: AppGraph, compiled: CompiledApp, *, volume_plugin: str | None = None,
@@ -144,4 +179,5 @@ def check_before_run(backend: Backend, graph: AppGraph, compiled: CompiledApp, *
         return
     from .secret_backends import LocalSecrets
 
+    refuse_buckets_locally(graph, compiled)
     check_secrets(graph, compiled, LocalSecrets())

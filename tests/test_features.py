@@ -106,10 +106,7 @@ fail_rows = [
      "proxy= (modal.Proxy) is not supported by modalc", "static egress IP"),
     ("cloud_bucket_mounts=", HEAD + "b = modal.CloudBucketMount('bucket')\n\n"
      "@app.function(cloud_bucket_mounts={'/b': b})  # <-\ndef f():\n    pass\n",
-     "cloud_bucket_mounts= is not supported by modalc", "host volume"),
-    ("CloudBucketMount in volumes", HEAD + "b = modal.CloudBucketMount('bucket')\n\n"
-     "@app.function(volumes={'/b': b})  # <-\ndef f():\n    pass\n",
-     "modal.CloudBucketMount is not supported by modalc", "mount the bucket on the Nomad clients"),
+     "cloud_bucket_mounts= is not supported by modalc", "in volumes={path: ...}: it becomes a CSI volume"),
     ("mounts=", HEAD + "\n@app.function(mounts=[1])  # <-\ndef f():\n    pass\n",
      "mounts= was removed in Modal 1.0", "add_local_dir"),
     ("Dict as a volume", HEAD + "d = modal.Dict.from_name('d')\n\n@app.function(volumes={'/d': d})  # <-\n"

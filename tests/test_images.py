@@ -249,10 +249,12 @@ def test_run_function_runs_with_the_runtime_in_the_build(project: Path, tmp_path
     assert marker.read_text() == "yes"
 
 
-def test_run_function_with_arguments_is_refused(project: Path) -> None:
+def test_run_function_with_arguments_gets_a_call_file(project: Path) -> None:
     script = write_script(project, 'modal.Image.debian_slim().run_function(setup, args=(1,))')
-    with pytest.raises(UserError, match=r"run_function\(.*args="):
-        compile_outputs(script)
+    out = compile_outputs(script)
+    (tag,) = images(out)
+    assert f"images/{tag}/files/1/call.pkl" in out
+    assert "--call /tmp/modalc/files/1/call.pkl" in str(out[f"images/{tag}/Dockerfile"])
 
 
 def test_run_function_image_changes_with_the_code(project: Path) -> None:

@@ -204,15 +204,38 @@ class Image(Frozen):
     def copy_local_file(self, local_path: str, remote_path: str = "./") -> Image:
         return self.add_local_file(local_path, remote_path, copy=True)
 
-    def run_function(self, raw_f: Any, *, secrets: Sequence[Any] = (), gpu: Any = None,
-                     volumes: Any = None, timeout: int = 3600, args: Sequence[Any] = (),
-                     kwargs: dict[str, Any] | None = None, **options: Any) -> Image:
+    def run_function(self, raw_f: Any, *, env: dict[str, str | None] | None = None,
+                     secrets: Sequence[Any] | None = None,
+                     volumes: dict[Any, Any] = {},  # noqa: B006 - Modal's signature
+                     network_file_systems: dict[Any, Any] = {},  # noqa: B006
+                     gpu: Any = None, cpu: float | None = None, memory: int | None = None, timeout: int = 60 * 60,
+                     cloud: str | None = None, region: str | Sequence[str] | None = None, force_build: bool = False,
+                     args: Sequence[Any] = (), kwargs: dict[str, Any] = {},  # noqa: B006
+                     include_source: bool = True) -> Image:
+        """A build step that runs ``raw_f`` once; the compiler lowers (or refuses, by name) every option."""
         func = getattr(raw_f, "raw_f", raw_f)
-        # Only what a build step can honour is kept; the compiler refuses the rest by name.
-        return self._add("run_function", module=getattr(func, "__module__", ""),
-                         qualname=getattr(func, "__qualname__", ""), timeout=timeout,
-                         with_args=bool(args or kwargs), with_secrets=bool(secrets), with_volumes=bool(volumes),
-                         with_gpu=gpu is not None)
+        if not callable(func):
+            raise InvalidError(f"Argument to Image.run_function must be a function, not {type(raw_f).__name__}.",
+                               location=caller_location())
+        if getattr(func, "__name__", "") == "<lambda>":
+            raise InvalidError("Image.run_function does not support lambda functions.", location=caller_location())
+        call = None
+        if args or kwargs:
+            from ..protocol import Call, encode  # lazily: allocations import this module at start-up
+
+            call = encode("call", Call(inputs=[(tuple(args), dict(kwargs))]))
+        mounted = {**dict(volumes or {}), **dict(network_file_systems or {})}
+        return self._add(
+            "run_function", module=getattr(func, "__module__", ""), qualname=getattr(func, "__qualname__", ""),
+            timeout=timeout, call=call, location=caller_location(),
+            env=_freeze({str(k): "" if v is None else str(v) for k, v in (env or {}).items()}),
+            secrets=tuple((getattr(x, "kind", type(x).__name__), getattr(x, "name", ""),
+                           tuple(getattr(x, "required_keys", ()))) for x in secrets or ()),
+            volumes=tuple(sorted((str(path), type(v).__name__, str(getattr(v, "name", None) or
+                                                                    getattr(v, "bucket_name", "")))
+                                 for path, v in mounted.items())),
+            gpu=_freeze(gpu), cpu=cpu, memory=_freeze(memory), cloud=cloud, region=_freeze(region),
+            force_build=force_build, include_source=include_source)
 
     # -- identity and imports() ----------------------------------------------
     @property
@@ -221,7 +244,7 @@ class Image(Frozen):
         ``MODALC_IMAGE`` in the job, so ``imports()`` knows its own image."""
         # Folders of the declaring files are left out: the key must not depend on
         # where the checkout lives.
-        steps = [[kind, [a for a in args if a[0] != "dir"]] for kind, args in self.steps]
+        steps = [[kind, [a for a in args if a[0] not in ("dir", "location")]] for kind, args in self.steps]
         import hashlib  # lazily: allocations import this module at start-up
         import json
 

@@ -221,10 +221,12 @@ class NetworkFileSystem(Frozen):
 
 
 class CloudBucketMount(Frozen):
-    __slots__ = ("bucket_endpoint_url", "bucket_name", "key_prefix", "oidc_auth_role_arn", "read_only",
-                 "requester_pays", "secret")
+    """``modal.CloudBucketMount(bucket_name, ...)``: an S3 (or S3-compatible) bucket mounted in a container."""
+
+    __slots__ = ("bucket_endpoint_url", "bucket_name", "force_path_style", "key_prefix", "oidc_auth_role_arn",
+                 "read_only", "requester_pays", "secret")
     _compared = ("bucket_name", "bucket_endpoint_url", "key_prefix", "secret", "oidc_auth_role_arn", "read_only",
-                 "requester_pays")
+                 "requester_pays", "force_path_style")
 
     bucket_name: str
     bucket_endpoint_url: str | None
@@ -233,10 +235,11 @@ class CloudBucketMount(Frozen):
     oidc_auth_role_arn: str | None
     read_only: bool
     requester_pays: bool
+    force_path_style: bool
 
     def __init__(self, bucket_name: str, bucket_endpoint_url: str | None = None, key_prefix: str | None = None,
                  secret: Secret | None = None, oidc_auth_role_arn: str | None = None, read_only: bool = False,
-                 requester_pays: bool = False) -> None:
+                 requester_pays: bool = False, force_path_style: bool = False) -> None:
         _set(self, "bucket_name", bucket_name)
         _set(self, "bucket_endpoint_url", bucket_endpoint_url)
         _set(self, "key_prefix", key_prefix)
@@ -244,6 +247,7 @@ class CloudBucketMount(Frozen):
         _set(self, "oidc_auth_role_arn", oidc_auth_role_arn)
         _set(self, "read_only", read_only)
         _set(self, "requester_pays", requester_pays)
+        _set(self, "force_path_style", force_path_style)
 
 
 class Cron(Frozen):

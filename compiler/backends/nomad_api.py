@@ -557,6 +557,12 @@ class NomadAPI:
         return _obj(self._call(self._volume, "csi", vid, "create", method="put", json={"Volumes": [dict(volume)]},
                                what=f"create csi volume {vid!r}"))
 
+    def register_csi_volume(self, volume: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT /v1/volume/csi/<id> with ``{"Volumes": [volume]}``: an existing volume (ExternalID). Never retried."""
+        vid = str(volume["ID"])
+        return _obj(self._call(self._volume, "csi", vid, method="put", json={"Volumes": [dict(volume)]},
+                               what=f"register csi volume {vid!r}"))
+
     def create_host_volume(self, volume: Mapping[str, Any]) -> dict[str, Any]:
         """PUT /v1/volume/host/create with ``{"Volume": volume}`` (dynamic host volumes). Never retried."""
         return _obj(self._call(self._volume, "host", "create", method="put", json={"Volume": dict(volume)},

@@ -10,6 +10,7 @@ import os
 from ..errors import Collector, UserError
 from ..graph import AppGraph
 from ..ir import CompiledApp, FunctionJob
+from .buckets import bucket_notes
 from .features import feature_notes
 from .job import BuildOptions, job_id, lower_function
 from .warm import is_warm, lower_warm
@@ -46,4 +47,8 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
         notes += feature_notes(node, warm=warm)
         jobs.append(compiled)
     errors.raise_if_any()
+    buckets = {b.id: b for fn in jobs for b in fn.bucket_volumes}
+    notes += bucket_notes([buckets[k] for k in sorted(buckets)])
+    for fn in jobs:  # run_function steps' build secrets and GPUs, once per image
+        notes += [n for n in (fn.image.notes if fn.image else ()) if n not in notes]
     return CompiledApp(app_name=graph.app_name, functions=tuple(jobs), warnings=tuple(notes))

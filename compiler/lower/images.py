@@ -24,8 +24,9 @@ import agent_runtime
 from agent_runtime.sdk.image import Image
 
 from ..errors import UserError
-from ..ir import ContextFile, ImageBuild
+from ..ir import BuildSecret, ContextFile, ImageBuild
 from ..loader import SourceFile
+from .build_step import lower_run_function
 from .docker_context import ContextRewriter, logical_lines, walk
 
 RUNTIME_CONTEXT_DIR = "modalc-runtime"
@@ -89,6 +90,9 @@ class _Recipe:
         self.runtime_installed = False
         self.web = False  # a web function's image: the runtime comes with WEB_REQUIREMENTS
         self.code_copied = False
+        self.secrets: list[BuildSecret] = []  # run_function steps' build secrets (names only)
+        self.gpu: str | None = None  # the GPU a run_function step asks for
+        self.notes: list[str] = []
 
     def add_file(self, source: str, dest: str) -> None:
         self.context.append(ContextFile(source=source, path=dest))
@@ -226,29 +230,6 @@ def _add_local(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> Non
                                 location=recipe.location, hint="name a module or package in the script's folder")
 
 
-def _run_function(recipe: _Recipe, index: int, a: dict[str, Any]) -> None:
-    loc = recipe.location
-    for key, what in (("with_args", "args=/kwargs="), ("with_secrets", "secrets="), ("with_volumes", "volumes="),
-                      ("with_gpu", "gpu=")):
-        if a.get(key):
-            raise UserError(f"Image.run_function(..., {what}) is not supported by modalc", location=loc,
-                            hint="the build step runs the function once, with no arguments, on the builder")
-    module, qualname = str(a.get("module") or ""), str(a.get("qualname") or "")
-    if not module or not qualname or "<locals>" in qualname or module == "__main__":
-        raise UserError(f"Image.run_function({qualname or '?'}): the function must be defined at the top level "
-                        "of an importable module", location=loc)
-    recipe.install_runtime()
-    if not recipe.code_copied:
-        recipe.code_copied = True
-        recipe.context.extend(recipe.code)
-        recipe.lines.append("COPY code/ /modalc/build-code/")
-    timeout = a.get("timeout") or 3600
-    recipe.lines.append(
-        "RUN MODALC_IN_CONTAINER=1 PYTHONUNBUFFERED=1 python -m agent_runtime --code /modalc/build-code "
-        f"--module {shlex.quote(module)} --qualname {shlex.quote(qualname)} --result-dir /tmp/modalc-build/{index} "
-        f"--timeout {int(timeout)} --no-input && rm -rf /tmp/modalc-build")
-
-
 def _step(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
     if kind in ("pip_install", "uv_pip_install"):
         _pip(recipe, index, kind, a)
@@ -285,7 +266,7 @@ def _step(recipe: _Recipe, index: int, kind: str, a: dict[str, Any]) -> None:
     elif kind in ("add_local_file", "add_local_dir", "add_local_python_source"):
         _add_local(recipe, index, kind, a)
     elif kind == "run_function":
-        _run_function(recipe, index, a)
+        lower_run_function(recipe, index, a)
     else:  # pragma: no cover
         raise UserError(f"unknown image step {kind!r}", location=recipe.location)
 
@@ -325,6 +306,8 @@ def lower_image(image: Image, *, registry: str | None, default_python: str, loca
         # The runtime is covered by its ABI (in the Dockerfile), not its source.
         digest.update(f"\0{f.path}\0{hashlib.sha256(f.read()).hexdigest()}".encode())
     name = f"{registry.rstrip('/')}/modalc" if registry else "modalc"
-    build = ImageBuild(tag=f"{name}:{digest.hexdigest()[:16]}", dockerfile=dockerfile,
-                       context=tuple(context) + runtime_files())
+    tag = f"{name}:{digest.hexdigest()[:16]}"
+    build = ImageBuild(tag=tag, dockerfile=dockerfile, context=tuple(context) + runtime_files(),
+                       build_secrets=tuple(recipe.secrets), gpu=recipe.gpu,
+                       notes=tuple(f"image {tag}: {n}" for n in recipe.notes))
     return build.tag, build

@@ -20,6 +20,7 @@ from ..ir import (
     PAYLOAD_FILE,
     SPEC_FORMAT_VERSION,
     TASK_NAME,
+    BucketVolume,
     Driver,
     DriverConfig,
     FunctionJob,
@@ -36,6 +37,7 @@ from ..ir import (
 )
 from . import resources as res
 from .app_secrets import app_secrets
+from .buckets import DEFAULT_S3_CSI_PLUGIN, lower_bucket
 from .files import code_templates, secret_templates
 from .gpu import lower_gpu
 from .images import lower_image
@@ -60,6 +62,8 @@ class BuildOptions:
     default_python: str = "3.11"
     # "host": group volumes are Nomad host volumes (static or dynamic); "csi": CSI volumes.
     volume_type: str = "host"
+    # The Nomad ID of the S3 CSI plugin that mounts modal.CloudBucketMount buckets (lower/buckets.py).
+    s3_csi_plugin: str = DEFAULT_S3_CSI_PLUGIN
 
 
 def _env(node: FunctionNode, extra: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -89,27 +93,32 @@ def volume_request(name: str, source: str, volume_type: str) -> VolumeRequest:
     return VolumeRequest(name=name, type="host", source=source, read_only=False)
 
 
-def _volumes(node: FunctionNode, volume_type: str) -> tuple[tuple[VolumeRequest, ...], tuple[VolumeMount, ...]]:
+def _volumes(node: FunctionNode, opts: BuildOptions) -> tuple[tuple[VolumeRequest, ...], tuple[VolumeMount, ...],
+                                                                tuple[BucketVolume, ...]]:
     requests: dict[str, VolumeRequest] = {}
     mounts: list[VolumeMount] = []
+    buckets: dict[str, BucketVolume] = {}
     volumes = dict(node.options.get("volumes") or {})
     volumes.update({p: v for p, v in dict(node.options.get("network_file_systems") or {}).items()})
     for path, volume in sorted(volumes.items(), key=lambda kv: str(kv[0])):
         path = str(path)
-        if isinstance(volume, CloudBucketMount):
-            raise UserError("modal.CloudBucketMount is not supported by modalc", location=node.location,
-                            hint="mount the bucket on the Nomad clients (e.g. s3fs or a CSI plugin) and use a "
-                            "modal.Volume.from_name(...) for that host or CSI volume")
-        if not isinstance(volume, (Volume, NetworkFileSystem)):
+        if not isinstance(volume, (Volume, NetworkFileSystem, CloudBucketMount)):
             raise UserError(f"volumes[{path!r}] must be a modal.Volume, got {type(volume).__name__}",
                             location=node.location)
         if not path.startswith("/") or path == "/":
             raise UserError(f"volume mount path {path!r} must be an absolute path below /", location=node.location)
+        if isinstance(volume, CloudBucketMount):
+            request, bucket = lower_bucket(volume, path, opts.s3_csi_plugin, node.location)
+            requests.setdefault(request.name, request)
+            buckets.setdefault(bucket.id, bucket)
+            mounts.append(VolumeMount(volume=request.name, destination=path, read_only=request.read_only))
+            continue
         name = re.sub(r"[^A-Za-z0-9_-]", "-", volume.name)
         read_only = bool(getattr(volume, "mount_read_only", False))
-        requests.setdefault(name, volume_request(name, volume.name, volume_type))
+        requests.setdefault(name, volume_request(name, volume.name, opts.volume_type))
         mounts.append(VolumeMount(volume=name, destination=path, read_only=read_only))
-    return tuple(requests[k] for k in sorted(requests)), tuple(mounts)
+    return (tuple(requests[k] for k in sorted(requests)), tuple(mounts),
+            tuple(buckets[k] for k in sorted(buckets)))
 
 
 def _unsupported(node: FunctionNode) -> None:
@@ -121,8 +130,9 @@ def _unsupported(node: FunctionNode) -> None:
         raise UserError("mounts= was removed in Modal 1.0", location=node.location,
                         hint="use image.add_local_dir()/add_local_file()/add_local_python_source()")
     if opts.get("cloud_bucket_mounts"):
-        raise UserError("cloud_bucket_mounts= is not supported by modalc", location=node.location,
-                        hint="mount the bucket on the Nomad clients and use a host volume")
+        raise UserError("cloud_bucket_mounts= is not supported by modalc (nor by Modal 1.x)", location=node.location,
+                        hint="pass the modal.CloudBucketMount in volumes={path: ...}: it becomes a CSI volume "
+                        "(a host volume also works if you mount the bucket on the Nomad clients)")
 
 
 def _network_mode(node: FunctionNode, opts: BuildOptions) -> str | None:
@@ -155,7 +165,7 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
     if o.get("schedule") is not None and opts.mode != "deploy":
         lower_schedule(o.get("schedule"), loc)  # still validated in run mode
     disk = res.ephemeral_disk_mib(o.get("ephemeral_disk"), loc)
-    group_volumes, mounts = _volumes(node, opts.volume_type)
+    group_volumes, mounts, buckets = _volumes(node, opts)
     app_paths = app_secrets(graph) if opts.mode == "deploy" else None
     templates = code_templates(graph.sources) + secret_templates(o.get("secrets") or (), loc, mode=opts.mode,
                                                                  app_paths=app_paths)
@@ -222,7 +232,7 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
     )
     return FunctionJob(tag=node.tag, job=job, module=node.module, qualname=node.qualname, image=build,
                        is_generator=node.is_generator, input_groups=input_groups(node),
-                       batch_waits=batch_waits(node))
+                       batch_waits=batch_waits(node), bucket_volumes=buckets)
 
 
 def _group_size(partial: dict[str, Any], location: tuple[str, int]) -> int:

@@ -1,7 +1,8 @@
 """The Nomad test double's volumes and node endpoints (not Nomad; see README.md).
 
 Serves ``GET /v1/volumes?type=csi|host``, ``GET /v1/volume/<csi|host>/<id>``,
-``PUT /v1/volume/csi/<id>/create`` (body ``{"Volumes": [...]}``),
+``PUT /v1/volume/csi/<id>/create`` and ``PUT /v1/volume/csi/<id>`` (register;
+both with body ``{"Volumes": [...]}``),
 ``PUT /v1/volume/host/create`` (body ``{"Volume": {...}}``, dynamic host
 volumes, Nomad >= 1.10), ``DELETE /v1/volume/<csi|host>/<id>/delete``,
 ``GET /v1/nodes`` and ``GET /v1/node/<id>`` (its ``HostVolumes``: the static
@@ -81,6 +82,8 @@ class Volumes:
                 return 200, copy.deepcopy(vol), {}
             if action == "create" and type_ == "csi" and method in ("PUT", "POST"):
                 return self._create_csi(ns, vid, data())
+            if action == "" and type_ == "csi" and method in ("PUT", "POST"):
+                return self._create_csi(ns, vid, data(), register=True)
             if action == "delete" and method == "DELETE":
                 if table.pop((ns, vid), None) is None:
                     raise self._error(404, "volume not found")
@@ -94,7 +97,8 @@ class Volumes:
                 isinstance(c, dict) and c.get("AccessMode") and c.get("AttachmentMode") for c in caps):
             raise self._error(400, "volume validation failed: must include at least one capability block")
 
-    def _create_csi(self, ns: str, vid: str, body: Any) -> Route:
+    def _create_csi(self, ns: str, vid: str, body: Any, register: bool = False) -> Route:
+        """``create`` (the plugin makes the storage), or ``register`` (it exists: ExternalID names it)."""
         vols = body.get("Volumes") if isinstance(body, dict) else None
         if not isinstance(vols, list) or len(vols) != 1 or not isinstance(vols[0], dict):
             raise self._error(400, "request must hold one volume in Volumes")
@@ -106,10 +110,13 @@ class Volumes:
         if vol.get("PluginID") not in self.csi_plugins:
             raise self._error(400, f"plugin {vol.get('PluginID')!r} not found")
         self._capabilities(vol)
+        if register and not vol.get("ExternalID"):
+            raise self._error(400, "volume validation failed: missing external ID")
         if (ns, vid) in self.csi:
             raise self._error(400, f"volume {vid!r} already exists")
         idx = self._bump()
-        stored = {**vol, "Namespace": ns, "Schedulable": True, "ExternalID": f"ext-{vid}",
+        stored = {**vol, "Namespace": ns, "Schedulable": True,
+                  "ExternalID": vol["ExternalID"] if register else f"ext-{vid}",
                   "CreateIndex": idx, "ModifyIndex": idx}
         self.csi[(ns, vid)] = stored
         return 200, {"Volumes": [copy.deepcopy(stored)], "Warnings": "", "Index": idx}, {}
