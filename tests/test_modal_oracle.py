@@ -141,8 +141,6 @@ def test_the_sdk_never_imports_the_real_package(tmp_path: Path) -> None:
 # Members or "member.keyword"s other branches are implementing: their rows say what they will be;
 # the test tolerates only these failing. The lead empties it after merging (then they must pass).
 PENDING: set[str] = {
-    "CloudBucketMount.__init__.force_path_style",  # branch cbm
-    "Image.run_function.secrets",  # branch cbm: secrets=None as Modal (and env=/network_file_systems= refused)
     "App.server",  # branch server
 }
 
