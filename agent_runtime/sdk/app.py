@@ -167,13 +167,18 @@ class App:
         routing_region: str = "us-east", compute_region: Any = None, cloud: str | None = None,
         nonpreemptible: bool = False, proxy: Any = None, i6pn: bool | None = None,
         enable_memory_snapshot: bool = False, include_source: bool | None = None,
-        experimental_options: dict[str, Any] | None = None,
+        experimental_options: dict[str, Any] | None = None, **unknown: Any,
     ) -> Callable[[Any], Server]:
         """``@app.server(port=...)`` on a class whose ``@modal.enter()`` methods start an HTTP server."""
         from .server import Server, validate_autoscaling, validate_http_config, validate_server_class
 
         location = caller_location()
         reject_bare_decorator("@app.server", _warn_parentheses_missing, location)
+        if unknown:  # a misspelling: the same error (and suggestion) as @app.function's
+            check_keywords("@app.server", unknown, frozenset(SERVER_DEFAULTS), location)
+            raise InvalidError(f"@app.server got an unexpected keyword argument `{sorted(unknown)[0]}`",
+                               hint="Modal 0.x names (keep_warm= ...) are not accepted by @app.server",
+                               location=location)
         validate_http_config(port=port, routing_region=routing_region, startup_timeout=startup_timeout,
                              exit_grace_period=exit_grace_period, location=location)
         validate_autoscaling(target_concurrency=target_concurrency, max_concurrency=max_concurrency,

@@ -38,8 +38,6 @@ SERVER_NO_EFFECT = {
                       "--region); Modal regions do not apply",
     "h2_enabled": "the port is passed through as bytes, so the server speaks HTTP/2 (h2c) if it does; "
                   "there is no Modal proxy to terminate it",
-    "unauthenticated": "modalc has no proxy authentication; the port is reachable as the cluster's network "
-                       "allows",
     **{key: NO_EFFECT[key] for key in ("cloud", "nonpreemptible", "enable_memory_snapshot", "i6pn",
                                        "experimental_options", "serialized", "include_source")},
 }
