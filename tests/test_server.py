@@ -281,3 +281,35 @@ def test_deploy_registers_the_server_and_from_name_finds_it(double: NomadDouble,
     assert f"url: {urls['Files']}" in looked.stdout
     stopped = modalc_on(double, tmp_path, "app", "stop", "srvrun")
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_modalc_serve_serves_a_server(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    script = write(tmp_path, SERVED.format(port=8795))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOMAD_")}
+    env.update(MODALC_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "compiler", "serve", str(script)], env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stderr is not None
+        deadline, url, lines = time.monotonic() + 40, "", []
+        while not url and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Files: http://"):
+                url = line.split(": ", 1)[1].strip()
+        assert url, "".join(lines)
+        status, body = request_when_up(url + "/")
+        assert status == 200 and b"Directory listing" in body
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
