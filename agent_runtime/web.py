@@ -9,9 +9,11 @@ bound to the compat SDK, reads the function's web decorator (recorded on
   (query parameters and JSON bodies as FastAPI binds them; ``/docs`` only with ``docs=True``);
 * ``@modal.asgi_app()``: the ASGI app the function returns;
 * ``@modal.wsgi_app()``: the WSGI app the function returns, through uvicorn's WSGI adapter;
-* ``@modal.web_server(port)`` / ``@app.server(port=)``: runs the function (it starts a server on
-  ``port``), waits up to ``startup_timeout`` for the port, then relays ``--port`` to it (when the two
-  differ: raw_exec, local) or just stays up (docker maps the port straight in).
+* ``@modal.web_server(port)``: runs the function (it starts a server on ``port``), waits up to
+  ``startup_timeout`` for the port, then relays ``--port`` to it (when the two differ: raw_exec, local)
+  or just stays up (docker maps the port straight in);
+* an ``@app.server(port=)`` class (``--qualname Class``): one instance, whose ``@modal.enter()`` methods
+  start the server, then as ``web_server``; its ``@modal.exit()`` methods run when it stops.
 
 The function is ``--qualname``; for ``Class.method`` (a web method of an ``@app.cls`` class) one
 instance is built with the parameters' defaults and its ``@modal.enter()`` methods run before serving,
@@ -118,11 +120,29 @@ class Endpoint:
                 traceback.print_exc()
 
 
+def server_endpoint(server: Any) -> Endpoint:
+    """An ``@app.server`` class: one instance, its ``@modal.enter()`` methods run here (they start the
+    user's server); serving then waits for its port as a ``web_server`` does."""
+    user_cls = server.user_cls
+    instance = object.__new__(user_cls)
+    for name in server.lifecycle("enter"):
+        getattr(instance, name)()
+    exits = [getattr(instance, name) for name in server.lifecycle("exit")]
+    return Endpoint(server.web, lambda: None, exits)
+
+
 def load_endpoint(opts: Options) -> Endpoint:
     """A function's endpoint, or (``Class.method``) a method of the class's instance built with its
     parameters' defaults, its ``@modal.enter()`` methods run once here, before serving."""
     from .sdk.cls import Cls
 
+    if "." not in opts.qualname:
+        server = load_function(opts)
+        from .sdk.server import Server
+
+        if isinstance(server, Server):  # @app.server
+            return server_endpoint(server)
+        return Endpoint(getattr(server, "web", None), getattr(server, "raw_f", None))
     owner_name, _, method = opts.qualname.rpartition(".")
     if owner_name:
         owner = load_function(opts, owner_name)
@@ -153,7 +173,7 @@ def serve(opts: Options) -> int:
         sys.stderr.write(f"modalc: {opts.module}.{opts.qualname} is not a web endpoint\n")
         return INFRA_ERROR
     try:
-        if web["type"] == "web_server":
+        if web["type"] in ("web_server", "server"):
             return serve_web_server(raw, web, opts.port)
         try:
             app = asgi_for(web, raw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .ir import Device, Group, Job, Service, Task, Template, VolumeRequest
+from .ir import Check, Device, Group, Job, Service, Task, Template, VolumeRequest
 
 NS = 1_000_000_000
 TEMPLATE_SPLAY_S = 5
@@ -66,6 +66,8 @@ def _task(t: Task) -> dict[str, Any]:
         "Env": dict(t.env),
         "Resources": resources,
     }
+    if t.shutdown_delay_s is not None:
+        out["ShutdownDelay"] = t.shutdown_delay_s * NS
     if t.dispatch_payload_file is not None:
         out["DispatchPayload"] = {"File": t.dispatch_payload_file}
     if t.identity_file:
@@ -89,13 +91,20 @@ def _volume(v: VolumeRequest) -> dict[str, Any]:
     return out
 
 
+def _check(c: Check) -> dict[str, Any]:
+    out: dict[str, Any] = {"Type": c.type, **({"Path": c.path} if c.path is not None else {}),
+                           "Interval": c.interval_s * NS, "Timeout": c.timeout_s * NS}
+    if c.restart is not None:
+        out["CheckRestart"] = {"Limit": c.restart.limit, "Grace": c.restart.grace_s * NS}
+    return out
+
+
 def _service(s: Service) -> dict[str, Any]:
     out: dict[str, Any] = {"Name": s.name, "PortLabel": s.port, "Provider": s.provider}
     if s.tags:
         out["Tags"] = list(s.tags)
     if s.checks:
-        out["Checks"] = [{"Type": c.type, **({"Path": c.path} if c.path is not None else {}),
-                          "Interval": c.interval_s * NS, "Timeout": c.timeout_s * NS} for c in s.checks]
+        out["Checks"] = [_check(c) for c in s.checks]
     return out
 
 

@@ -14,6 +14,7 @@ from agent_runtime.sdk.app import App
 from agent_runtime.sdk.cls import Cls
 from agent_runtime.sdk.functions import Function
 from agent_runtime.sdk.image import Image, default_image
+from agent_runtime.sdk.server import Server
 
 from .errors import UserError
 from .loader import LoadedScript, SourceFile
@@ -24,8 +25,8 @@ class FunctionNode:
     """A function or class as the compiler sees it."""
 
     tag: str
-    kind: str  # "function" | "cls" | "method" (a web method of a class: its own service job)
-    obj: Function | Cls
+    kind: str  # "function" | "cls" | "method" (a web method of a class: its own service job) | "server"
+    obj: Function | Cls | Server
     options: dict[str, Any]
     image: Image
     module: str
@@ -93,6 +94,15 @@ def build_graph(script: LoadedScript, app_var: str, *, name: str | None = None) 
                 qualname=f"{qualname}.{method}", location=pf.location, web=dict(pf.flags["web"]), partial={},
                 is_generator=False,
             ))
+    # An @app.server class is a service job that runs its enter methods (lower/server.py).
+    for tag, server in app.registered_servers.items():
+        assert server.user_cls is not None
+        nodes.append(FunctionNode(
+            tag=tag, kind="server", obj=server, options=_merged_options(app, server.options),
+            image=server.options.get("image") or app.image or default_image(),
+            module=_module(server.user_cls.__module__, script), qualname=server.user_cls.__qualname__,
+            location=server.location, web=dict(server.web or {}), partial={}, is_generator=False,
+        ))
     for node in nodes:
         if node.module != script.module_name and not any(
             s.path == node.module.replace(".", "/") + ".py" or s.path == node.module.replace(".", "/") + "/__init__.py"

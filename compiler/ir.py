@@ -117,11 +117,20 @@ class Port:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CheckRestart:
+    """``check_restart``: restart the task after ``limit`` failed checks in a row, not before ``grace_s``."""
+
+    limit: int
+    grace_s: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Check:
     type: str  # "http" | "tcp"
     path: str | None
     interval_s: int
     timeout_s: int
+    restart: CheckRestart | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +179,9 @@ class Task:
     # identity { file = true }: the task's workload identity in ${NOMAD_SECRETS_DIR}/nomad_token, which
     # authenticates calls made inside the allocation to the Task API (agent_runtime/nested/nomad_channel.py).
     identity_file: bool
+    # shutdown_delay: between removing the task's service registrations and the kill signal (@app.server's
+    # exit_grace_period: requests in flight finish, no new ones are routed to it).
+    shutdown_delay_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -43,7 +43,8 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "SandboxSnapshot": (REFUSED, "lives in Modal's cloud (error on use)"),
     "SchedulerPlacement": (NO_EFFECT, "placement by `--datacenter/--node-pool`; noted by build"),
     "Secret": (BECOMES, "a Nomad Variable read by a template block"),
-    "Server": (REFUSED, "`@app.server` (Modal 1.6) is not implemented yet; use `@modal.web_server`"),
+    "Server": (BECOMES, "`@app.server` (Modal 1.6): a Nomad service job (port, service with a TCP check); "
+               "`get_url`, `from_name`"),
     "Tunnel": (REFUSED, "use a web endpoint (error on use)"),
     "Volume": (BECOMES, "a Nomad host (or CSI) volume"),
     "Workspace": (REFUSED, "Modal workspaces; no Nomad equivalent; not in the compat SDK"),

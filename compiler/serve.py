@@ -71,7 +71,7 @@ def serve(ref: ImportRef, opts: BuildOptions, *, name: str | None, echo: Echo, p
             if not web:
                 raise UserError(f"{ref.file_or_module}: the app has no web endpoints to serve",
                                 hint="decorate a function with @modal.fastapi_endpoint(), @modal.asgi_app(), "
-                                "@modal.wsgi_app() or @modal.web_server(port)")
+                                "@modal.wsgi_app() or @modal.web_server(port), or a class with @app.server()")
         except ModalcError as exc:
             exc.show()
             watched = _watched(data if _loaded(data) else None, watched)

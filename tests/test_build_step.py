@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.modal_oracle import wheel as _wheel
 from tests.test_image_builder import fake_path
-from tests.test_modal_oracle import _wheel
 from tests.test_secrets_volumes import SECRET_VALUE, modalc, out
 
 HEAD = """import os

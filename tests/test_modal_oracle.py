@@ -85,6 +85,21 @@ def test_local_entrypoint_keywords_and_defaults_match(real_app: ast.ClassDef) ->
     assert mine == real
 
 
+def test_server_keywords_and_defaults_match(real_app: ast.ClassDef) -> None:
+    """``App.server`` (Modal 1.6) takes exactly the real keywords, in order, with the real defaults."""
+    import inspect
+
+    from agent_runtime.sdk.app import SERVER_DEFAULTS, App
+
+    args = _methods(real_app)["server"].args
+    real = [(a.arg, ast.literal_eval(d) if d is not None else inspect.Parameter.empty)
+            for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+    mine = [(k, p.default) for k, p in inspect.signature(App.server).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert mine == real
+    assert list(SERVER_DEFAULTS.items()) == real
+
+
 def test_a_name_mapped_as_working_is_in_the_compat_sdk() -> None:
     from agent_runtime.sdk.binding import bind_modal
     from agent_runtime.sdk.cloud import CloudOnly
@@ -140,9 +155,7 @@ def test_the_sdk_never_imports_the_real_package(tmp_path: Path) -> None:
 
 # Members or "member.keyword"s other branches are implementing: their rows say what they will be;
 # the test tolerates only these failing. The lead empties it after merging (then they must pass).
-PENDING: set[str] = {
-    "App.server",  # branch server
-}
+PENDING: set[str] = set()
 
 _KIND = inspect.Parameter
 _ABSENT = object()

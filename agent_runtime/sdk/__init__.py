@@ -44,6 +44,7 @@ Error = exception.Error
 _LAZY = {name: "cloud" for name in ("Client", "Dict", "FilePatternMatcher", "Mount", "Proxy", "Queue", "Sandbox",
                                     "SandboxSnapshot", "SchedulerPlacement", "Tunnel", "forward")}
 _LAZY.update({name: name for name in ("experimental", "config", "runner", "volume")})
+_LAZY["Server"] = "server"  # @app.server (Modal 1.6): loaded by the decorator, or on first use
 
 
 def __getattr__(name: str) -> object:
@@ -84,7 +85,7 @@ def interact() -> None:
 __all__ = [
     "App", "Client", "CloudBucketMount", "Cls", "Cron", "Dict", "Error", "FilePatternMatcher", "Function",
     "FunctionCall", "Image", "LocalEntrypoint", "Mount", "NetworkFileSystem", "Period", "Proxy", "Queue", "Retries",
-    "Sandbox", "SandboxSnapshot", "SchedulerPlacement", "Secret", "Stub", "Tunnel", "Volume", "asgi_app", "batched",
+    "Sandbox", "SandboxSnapshot", "SchedulerPlacement", "Secret", "Server", "Stub", "Tunnel", "Volume", "asgi_app", "batched",
     "concurrent", "current_function_call_id", "current_input_id",
     "enable_output", "enter", "exception", "exit", "fastapi_endpoint", "forward", "gpu", "interact",
     "is_local", "method", "parameter", "web_endpoint", "web_server", "wsgi_app",

@@ -21,6 +21,19 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import Any
 
+    from .server import Server
+
+# Modal 1.6's App.server keywords and their defaults: options the user set are those that differ.
+SERVER_DEFAULTS: dict[str, Any] = {
+    "image": None, "env": None, "secrets": None, "gpu": None, "serialized": False, "volumes": {}, "cpu": None,
+    "memory": None, "ephemeral_disk": None, "target_concurrency": None, "max_concurrency": None,
+    "min_containers": None, "max_containers": None, "buffer_containers": None, "scaleup_window": None,
+    "scaledown_window": None, "startup_timeout": 30, "name": None, "port": 8000, "unauthenticated": False,
+    "h2_enabled": False, "exit_grace_period": 0, "routing_region": "us-east", "compute_region": None,
+    "cloud": None, "nonpreemptible": False, "proxy": None, "i6pn": None, "enable_memory_snapshot": False,
+    "include_source": None, "experimental_options": None,
+}
+
 
 class LocalEntrypoint:
     """A function marked ``@app.local_entrypoint()``: runs on the client."""
@@ -62,6 +75,7 @@ class App:
         self.registered_functions: dict[str, Function] = {}
         self.registered_classes: dict[str, Cls] = {}
         self.registered_entrypoints: dict[str, LocalEntrypoint] = {}
+        self.registered_servers: dict[str, Server] = {}  # @app.server classes (Modal 1.6)
 
     @property
     def name(self) -> str | None:
@@ -141,24 +155,54 @@ class App:
 
         return wrap
 
-    def server(self, _warn_parentheses_missing: Any = None, *, port: int, startup_timeout: float = 5.0,
-               label: str | None = None, **options: Any) -> Callable[[Any], Function]:
-        """``@app.server(port=...)``: a function that starts a web server on ``port``."""
+    def server(  # the keywords and defaults of Modal 1.6's App.server, in its order
+        self, _warn_parentheses_missing: Any = None, /, *, image: Image | None = None,
+        env: dict[str, str | None] | None = None, secrets: Any = None, gpu: Any = None, serialized: bool = False,
+        volumes: dict[Any, Any] = {}, cpu: Any = None, memory: Any = None,  # noqa: B006 - Modal's default
+        ephemeral_disk: int | None = None, target_concurrency: float | None = None,
+        max_concurrency: int | None = None, min_containers: int | None = None, max_containers: int | None = None,
+        buffer_containers: int | None = None, scaleup_window: int | None = None,
+        scaledown_window: int | None = None, startup_timeout: int = 30, name: str | None = None,
+        port: int = 8000, unauthenticated: bool = False, h2_enabled: bool = False, exit_grace_period: int = 0,
+        routing_region: str = "us-east", compute_region: Any = None, cloud: str | None = None,
+        nonpreemptible: bool = False, proxy: Any = None, i6pn: bool | None = None,
+        enable_memory_snapshot: bool = False, include_source: bool | None = None,
+        experimental_options: dict[str, Any] | None = None, **unknown: Any,
+    ) -> Callable[[Any], Server]:
+        """``@app.server(port=...)`` on a class whose ``@modal.enter()`` methods start an HTTP server."""
+        from .server import Server, validate_autoscaling, validate_http_config, validate_server_class
+
         location = caller_location()
         reject_bare_decorator("@app.server", _warn_parentheses_missing, location)
-        decorate = self.function(**options)
+        if unknown:  # a misspelling: the same error (and suggestion) as @app.function's
+            check_keywords("@app.server", unknown, frozenset(SERVER_DEFAULTS), location)
+            raise InvalidError(f"@app.server got an unexpected keyword argument `{sorted(unknown)[0]}`",
+                               hint="Modal 0.x names (keep_warm= ...) are not accepted by @app.server",
+                               location=location)
+        validate_http_config(port=port, routing_region=routing_region, startup_timeout=startup_timeout,
+                             exit_grace_period=exit_grace_period, location=location)
+        validate_autoscaling(target_concurrency=target_concurrency, max_concurrency=max_concurrency,
+                             scaleup_window=scaleup_window, experimental_options=experimental_options,
+                             location=location)
+        given = dict(locals())
+        defaults = SERVER_DEFAULTS
+        options = {k: given[k] for k in defaults if given[k] != defaults[k]}  # what the user set, real names
+        web = {"type": "server", "port": port, "startup_timeout": startup_timeout,
+               "exit_grace_period": exit_grace_period, "label": None}
 
-        def wrap(f: Any) -> Function:
-            fn = decorate(f)
-            fn.web = {"type": "web_server", "port": port, "startup_timeout": startup_timeout, "label": label}
-            fn.location = location
-            return fn
+        def wrap(wrapped: Any) -> Server:
+            user_cls = validate_server_class(wrapped, enable_memory_snapshot, location)
+            tag = name or user_cls.__name__
+            server = Server(app=self, user_cls=user_cls, tag=tag, options=options, web=web, location=location)
+            self.registered_servers[tag] = server
+            return server
 
         return wrap
 
     def include(self, other_app: App, inherit_tags: bool = True) -> App:
         self.registered_functions.update(other_app.registered_functions)
         self.registered_classes.update(other_app.registered_classes)
+        self.registered_servers.update(other_app.registered_servers)
         if inherit_tags:  # this App's tags win
             self.tags = {**other_app.tags, **self.tags}
         return self

@@ -64,7 +64,8 @@ def _declared_paths(name: str) -> list[str]:
             if not isinstance(value, App):
                 continue
             tables = [value.volumes]
-            for obj in [*value.registered_functions.values(), *value.registered_classes.values()]:
+            for obj in [*value.registered_functions.values(), *value.registered_classes.values(),
+                        *getattr(value, "registered_servers", {}).values()]:
                 tables.append(dict(getattr(obj, "options", {}).get("volumes") or {}))
             for table in tables:
                 paths += [str(p) for p, v in table.items() if isinstance(v, Volume) and v.name == name]

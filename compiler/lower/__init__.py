@@ -13,6 +13,7 @@ from ..ir import CompiledApp, FunctionJob
 from .buckets import bucket_notes
 from .features import feature_notes
 from .job import BuildOptions, job_id, lower_function
+from .server import lower_server, server_notes
 from .warm import is_warm, lower_warm
 from .web import lower_web
 
@@ -33,6 +34,8 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
             compiled = lower_function(node, graph, opts)
             if node.web is not None:
                 compiled = lower_web(compiled, node, graph, opts)
+                if node.kind == "server":  # @app.server: a web_server-like job with Modal's server settings
+                    compiled = lower_server(compiled, node)
             elif warm:  # warm workers serve calls over HTTP (lower/warm.py)
                 compiled = lower_warm(compiled, node, opts.driver, os.cpu_count() or 1, deploy=opts.mode == "deploy")
         except UserError as exc:
@@ -44,7 +47,7 @@ def lower_app(graph: AppGraph, opts: BuildOptions, *, only: frozenset[str] | Non
                                  location=node.location, hint="rename one of them (name=...)"))
             continue
         seen_ids[compiled.job.id] = node.tag
-        notes += feature_notes(node, warm=warm)
+        notes += server_notes(node) if node.kind == "server" else feature_notes(node, warm=warm)
         jobs.append(compiled)
     errors.raise_if_any()
     buckets = {b.id: b for fn in jobs for b in fn.bucket_volumes}

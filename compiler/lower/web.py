@@ -2,7 +2,7 @@
 
 Runs on the client. ``lower_web`` turns the batch job ``lower_function`` made
 for a web function (``@modal.fastapi_endpoint``, ``asgi_app``, ``wsgi_app``,
-``web_server``, ``@app.server``; on a function or on a method of an
+``web_server``; on a function or on a method of an
 ``@app.cls`` class, which is a graph node of its own, tag ``Class.method``,
 job ``<app>-Class-method``) into a long-running ``service`` job: no
 dispatch payload, ``count`` = ``max(min_containers, 1)``, a dynamic port
@@ -31,7 +31,8 @@ CONTAINER_PORT = 8000  # what the runtime listens on inside a docker container (
 HEALTH_PATH = "/_modalc/health"  # answered by the runtime itself, never by user code
 CHECK_INTERVAL_S = 10
 CHECK_TIMEOUT_S = 2
-WEB_TYPES = ("fastapi_endpoint", "asgi_app", "wsgi_app", "web_server")
+WEB_TYPES = ("fastapi_endpoint", "asgi_app", "wsgi_app", "web_server", "server")
+OWN_PORT_TYPES = ("web_server", "server")  # the user's code listens on its own port (server: @app.server)
 
 
 def _check_class_method(node: FunctionNode) -> None:
@@ -66,7 +67,7 @@ def _web_settings(node: FunctionNode) -> dict[str, Any]:
         if not isinstance(method, str) or method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
                                                                   "OPTIONS"):
             raise UserError(f"method={method!r} is not an HTTP method", location=node.location)
-    if web["type"] == "web_server":
+    if web["type"] in OWN_PORT_TYPES:
         port = web.get("port")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise UserError(f"port={port!r} must be a TCP port (1-65535)", location=node.location)
@@ -82,7 +83,7 @@ def _web_settings(node: FunctionNode) -> dict[str, Any]:
 
 def service_check(web_type: str) -> Check:
     """How Nomad checks the endpoint: the runtime's health path, or (web_server) that the port accepts."""
-    if web_type == "web_server":
+    if web_type in OWN_PORT_TYPES:
         # The user's server answers every path itself; a TCP check runs no user request handler.
         return Check(type="tcp", path=None, interval_s=CHECK_INTERVAL_S, timeout_s=CHECK_TIMEOUT_S)
     return Check(type="http", path=HEALTH_PATH, interval_s=CHECK_INTERVAL_S, timeout_s=CHECK_TIMEOUT_S)
@@ -118,7 +119,7 @@ def lower_web(compiled: FunctionJob, node: FunctionNode, graph: AppGraph, opts: 
     # so no proxy is needed); raw_exec: the task listens on the dynamic port itself.
     to = None
     if opts.driver is Driver.DOCKER:
-        to = int(web["port"]) if web["type"] == "web_server" else CONTAINER_PORT
+        to = int(web["port"]) if web["type"] in OWN_PORT_TYPES else CONTAINER_PORT
     tags = ["modalc", f"modalc-app={graph.app_name}", f"modalc-function={node.tag}", f"modalc-web={web['type']}"]
     if web.get("label"):
         tags.append(f"label={web['label']}")
