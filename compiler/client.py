@@ -481,10 +481,14 @@ class Invoker:
                 buffer += data
                 values, buffer = protocol.split_frames(buffer)
                 yield from values
-                if done:
-                    data, _ = self.backend.read_stream(dispatch, offset)
-                    values, buffer = protocol.split_frames(buffer + data)
-                    yield from values
+                if done:  # the rest of the stream, read to its end (a read gives at most 1 MiB)
+                    while True:
+                        data, _ = self.backend.read_stream(dispatch, offset)
+                        if not data:
+                            break
+                        offset += len(data)
+                        values, buffer = protocol.split_frames(buffer + data)
+                        yield from values
                     break
                 if not data:
                     time.sleep(0.02)

@@ -186,6 +186,24 @@ def test_a_generator_of_large_values_with_a_large_input(run: Run) -> None:
     assert [i for i, _ in values] == [0, 1, 2] and all(len(v) == 2 << 20 for _, v in values)
 
 
+def test_large_generator_values_written_before_the_end_was_seen_are_all_read(run: Run) -> None:
+    real = run.backend.read_stream
+    first = [True]
+
+    def read_stream(dispatch: Any, offset: int) -> tuple[bytes, bool]:
+        if first[0]:  # the end is seen before any value was read: all 6 MiB are left to read (1 MiB a read)
+            first[0] = False
+            alloc, _ = run.backend._placed(run.backend._call(dispatch))
+            assert alloc is not None
+            run.double.wait_alloc_terminal(alloc["ID"])
+            return b"", True
+        return real(dispatch, offset)
+
+    run.backend.read_stream = read_stream  # type: ignore[method-assign]
+    values = list(run.invoker.call_generator(Target(app_name=None, tag="chunks"), (os.urandom(1 << 20), 3), {}))
+    assert [i for i, _ in values] == [0, 1, 2]
+
+
 def test_the_same_input_twice_is_uploaded_once(run: Run) -> None:
     data = os.urandom(64 << 10)
     puts: list[str] = []
