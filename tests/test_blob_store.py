@@ -127,10 +127,10 @@ class Run:
     def call(self, tag: str, *args: object) -> Any:
         return self.invoker.call(Target(app_name=None, tag=tag), args, {})
 
-    def close(self) -> None:
+    def close(self, *, last: bool = True) -> None:
         self.invoker.close()
         self.backend.stop()
-        assert not self.double.jobs, f"jobs left registered: {list(self.double.jobs)}"
+        assert not last or not self.double.jobs, f"jobs left registered: {list(self.double.jobs)}"
 
 
 @pytest.fixture
@@ -367,3 +367,33 @@ def test_app_stop_deletes_a_detached_runs_blobs(double: NomadDouble, compiled: C
         assert nomad_commands.app_stop(api, "bl", lines.append, run_id=r.run_id, blob=config) == 0
     assert "deleted 1 blob(s) from s3://modalc-blobs/det" in lines
     assert _keys("det/") == [] and not double.jobs
+
+
+def test_a_call_read_from_another_process_deletes_its_blob(double: NomadDouble, compiled: CompilerData,
+                                                           s3: str) -> None:
+    from agent_runtime.protocol import Call
+
+    config = BlobConfig(BUCKET, "other")
+    first, second = Run(double, compiled, config), Run(double, compiled, config)
+    try:
+        fn = first.invoker.functions["size"]
+        payload = protocol.encode("call", Call(inputs=[((b"w" * (30 << 10),), {})]))
+        dispatch = first.backend.dispatch(fn, payload, call_id="c2")
+        assert len(_keys("other/")) == 1
+        # FunctionCall.from_id(...).get() elsewhere: the key is read from the child's payload
+        assert second.invoker.get(f"fc-{dispatch.dispatch_id}", 60) == 30 << 10
+        assert _keys("other/") == []
+    finally:
+        second.close(last=False)
+        first.close()
+
+
+def test_run_blob_url_flag_is_checked(tmp_path: Path) -> None:
+    script = tmp_path / "bl_flag.py"
+    script.write_text(APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOMAD_")}
+    env.update(MODALC_HOME=str(tmp_path), NOMAD_ADDR="http://127.0.0.1:9", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "compiler", "run", "--blob-url", "gs://nope", f"{script}::size"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--blob-url='gs://nope' is not an s3:// URL" in result.stderr
+    assert "Traceback" not in result.stderr
