@@ -251,6 +251,11 @@ class Supervisor:
         with open(self.opts.call_path, "rb") as fh:
             data = fh.read()
         header, offset = read_header(data)
+        if header.get("kind") == "blob":  # a large input, through the blob store (compiler/blob_store.py)
+            from .blob_fetch import fetch
+
+            data = fetch(header)
+            header, offset = read_header(data)
         if header.get("kind") == "serve":  # a warm worker (serve.py): serves calls over HTTP until idle
             self.serve = header
             return data[offset:]

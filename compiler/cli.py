@@ -83,6 +83,12 @@ def volume_plugin_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         "csi: required).")(f)
 
 
+def blob_url_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--blob-url", metavar="s3://BUCKET/PREFIX",
+                        help="S3-compatible store for inputs over Nomad's 16 KiB dispatch payload (default: "
+                        "MODALC_BLOB_URL; credentials and endpoint from the AWS_* variables).")(f)
+
+
 def connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """How to reach Nomad, like the nomad CLI's flags (each overrides its NOMAD_* variable)."""
     decorators = [
@@ -210,11 +216,13 @@ def _file_report(verb: str, out_dir: str, rels: list[str]) -> list[str]:
               help="Give up on a call Nomad cannot place after S seconds (default: MODALC_PLACEMENT_TIMEOUT or 300).")
 @volume_type_option
 @volume_plugin_option
+@blob_url_option
 @connection_options
 @handle_errors
 def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet: bool, detach: bool,
         name: str | None, write_result: str | None, local: bool, namespace: str | None, region: str | None,
         placement_timeout: float | None, volume_type: str, s3_csi_plugin: str, volume_plugin: str | None,
+        blob_url: str | None,
         **connection: Any) -> None:
     """Run SCRIPT[::REF]: the local entrypoint here, each remote call as a job.
 
@@ -229,9 +237,11 @@ def run(script: str, entrypoint_args: tuple[str, ...], module_mode: bool, quiet:
     backend = None
     if not local and (connection.get("address") or os.environ.get("NOMAD_ADDR")):
         from .backends.nomad import NomadBackend
+        from .blob_store import config_from
 
         settings = nomad_settings(namespace=namespace, region=region, **connection)
-        backend = NomadBackend(settings, quiet=quiet, placement_timeout=placement_timeout)
+        backend = NomadBackend(settings, quiet=quiet, placement_timeout=placement_timeout,
+                               blob=config_from(blob_url))
     ref = parse_import_ref(script, use_module_mode=module_mode)
     data = CompilerData(ref, build_options("docker", None, (), namespace if backend else None,
                                            region if backend else None, None, mode="run", volume_type=volume_type,
@@ -507,14 +517,18 @@ def app_logs(app_name: str, follow: bool, **connection: Any) -> None:
 @app.command("stop")
 @click.argument("app_name", metavar="APP")
 @click.option("--run", "run_id", metavar="RUN", help="Only the jobs of this run (see modalc app list).")
+@blob_url_option
 @app_connection
 @handle_errors
-def app_stop(app_name: str, run_id: str | None, **connection: Any) -> None:
-    """Stop and purge every job of APP (deployed and ephemeral, with their dispatched jobs)."""
+def app_stop(app_name: str, run_id: str | None, blob_url: str | None, **connection: Any) -> None:
+    """Stop and purge every job of APP (deployed and ephemeral, with their dispatched jobs), and with a blob
+    store configured, the blobs of their calls' inputs."""
     from . import nomad_commands
+    from .blob_store import config_from
 
+    blob = config_from(blob_url)
     with _nomad_api(**connection) as api:
-        code = nomad_commands.app_stop(api, app_name, click.echo, run_id=run_id)
+        code = nomad_commands.app_stop(api, app_name, click.echo, run_id=run_id, blob=blob)
     sys.exit(code)
 
 

@@ -163,8 +163,8 @@ class Invoker:
         if limit is not None and len(payload) > limit:
             raise UserError(
                 f"the input to {fn.tag} is {len(payload)} bytes; a Nomad dispatch payload holds at most {limit} bytes",
-                hint="pass a reference instead (e.g. a path on a modal.Volume), or configure a blob store for "
-                "large inputs",
+                hint="set MODALC_BLOB_URL=s3://BUCKET/PREFIX (or --blob-url) so large inputs go through an "
+                "S3-compatible blob store, or pass a reference instead (e.g. a path on a modal.Volume)",
             )
         return payload
 
@@ -482,10 +482,14 @@ class Invoker:
                 buffer += data
                 values, buffer = protocol.split_frames(buffer)
                 yield from values
-                if done:
-                    data, _ = self.backend.read_stream(dispatch, offset)
-                    values, buffer = protocol.split_frames(buffer + data)
-                    yield from values
+                if done:  # the rest of the stream, read to its end (a read gives at most 1 MiB)
+                    while True:
+                        data, _ = self.backend.read_stream(dispatch, offset)
+                        if not data:
+                            break
+                        offset += len(data)
+                        values, buffer = protocol.split_frames(buffer + data)
+                        yield from values
                     break
                 if not data:
                     time.sleep(0.02)

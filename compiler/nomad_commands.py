@@ -21,6 +21,7 @@ from .backends.local import LogSink
 from .backends.nomad import explain_placement, purge_jobs
 from .backends.nomad_api import NomadAPI, NomadNotFound
 from .backends.nomad_logs import TaskEnd, follow_log
+from .blob_store import BlobConfig
 from .emit_json import job_dict
 from .errors import UserError
 from .ir import TASK_NAME, CompiledApp
@@ -162,7 +163,8 @@ def app_list(api: NomadAPI, echo: Echo) -> None:
         echo(f"{app:<24} {kind:<28} {len(jobs):>4}  {f'{running}/{dead}':<20} {status}")
 
 
-def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None) -> int:
+def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None,
+             blob: BlobConfig | None = None) -> int:
     jobs = app_jobs(api, app_name, children=True)
     if run_id:
         parents = {j["ID"] for j in jobs if _meta(j).get("modalc_run") == run_id}
@@ -190,6 +192,16 @@ def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None
             from .deploy_secrets import delete_app_variables
 
             delete_app_variables(api, app_name, echo)
+    if blob is not None:  # the inputs of the runs' (and the deployed jobs') calls (compiler/blob_store.py)
+        from .blob_store import DEPLOYED_SCOPE, BlobStore
+
+        runs = {run_id} if run_id else {_meta(j).get("modalc_run") or "" for j in jobs} - {""}
+        scopes = sorted(runs) + ([] if run_id or not any(not _ephemeral(j) for j in jobs)
+                                 else [f"{DEPLOYED_SCOPE}/{app_name}"])
+        store = BlobStore(blob)
+        removed = sum(store.delete_scope(scope) for scope in scopes)
+        if removed:
+            echo(f"deleted {removed} blob(s) from {blob.url}")
     for job_id, exc in failed:
         echo(f"could not stop {job_id}: {exc}")
     return 1 if failed else 0

@@ -19,6 +19,7 @@ CASES = [
     (["benchmarks/nomad_api.py", "--calls", "2", "--inputs", "100"], "HTTP requests per call"),
     (["benchmarks/warm.py", "--calls", "5", "--fresh-calls", "1", "--map-inputs", "20"], "warm"),
     (["benchmarks/nested.py", "--calls", "2", "--inputs", "20"], "nested"),
+    (["benchmarks/blob.py", "--mib", "2", "--calls", "1"], "blob path overhead"),
 ]
 
 

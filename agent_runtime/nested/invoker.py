@@ -138,7 +138,8 @@ class NestedInvoker:
         if limit is not None and len(payload) > limit:
             raise ExecutionError(
                 f"the input to {target.tag} is {len(payload)} bytes; a Nomad dispatch payload holds at most {limit} "
-                "bytes (pass a reference instead, e.g. a path on a modal.Volume)")
+                "bytes, and calls made inside an allocation do not use the blob store (MODALC_BLOB_URL): pass a "
+                "reference instead, e.g. a path on a modal.Volume")
         return payload
 
     def _chunk_payloads(self, target: Target, chunk: Inputs) -> list[tuple[int, bytes]]:

@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 from agent_runtime import exitcodes
 from agent_runtime.protocol import RESULT_FILE, STREAM_FILE
 
+from ..blob_store import DEPLOYED_SCOPE, BlobConfig, BlobStore, RunBlobs, config_from, expiry_s
 from ..emit_json import job_dict
 from ..errors import ModalcError, UserError
 from ..ir import TASK_NAME, CompiledApp, FunctionJob, Job, JobType, Warm
@@ -57,7 +58,7 @@ from ..lower.warm import CALL_PREFIX as WARM_CALL_PREFIX
 from ..lower.warm import TOKEN_VAR_FORMAT, warm_from_meta
 from .base import AllocResult, Backend, Dispatch
 from .local import LogSink
-from .nomad_api import NomadAPI, NomadNotFound, NomadRejected, NomadSettings, NomadTaskNotStarted
+from .nomad_api import PAYLOAD_LIMIT, NomadAPI, NomadNotFound, NomadRejected, NomadSettings, NomadTaskNotStarted
 from .nomad_logs import TaskEnd, follow_log
 
 DEFAULT_PLACEMENT_TIMEOUT = 300.0
@@ -109,13 +110,14 @@ class _Call:
     index: int = 0
     status: str = ""
     stream_wait_s: float = STREAM_WAIT_MIN_S  # how long a generator read waits for news (adaptive)
+    blob: str = ""  # the key of the call's input in the blob store, released once its result was read
 
 
 class NomadBackend(Backend):
     """Runs an app's calls as dispatches of parameterized jobs on Nomad."""
 
     name = "nomad"
-    max_payload_bytes = 16384
+    max_payload_bytes: int | None = 16384
     supports_warm = True
     # The Invoker cuts a .map into chunks of at least this many inputs: a dispatch costs ~5 HTTP requests,
     # so this keeps a map at <= 0.1 request per input however many CPUs the client has.
@@ -123,7 +125,8 @@ class NomadBackend(Backend):
     durable_calls = True
 
     def __init__(self, settings: NomadSettings, *, sink: LogSink | None = None, quiet: bool = False,
-                 placement_timeout: float | None = None, api: NomadAPI | None = None):
+                 placement_timeout: float | None = None, api: NomadAPI | None = None,
+                 blob: BlobConfig | None = None):
         self.settings = settings
         self.api = api or NomadAPI(settings)
         self.sink = sink or LogSink()
@@ -140,15 +143,22 @@ class NomadBackend(Backend):
         self._job_vars: list[str] = []  # Variables written for the run (warm workers' token), deleted by stop
         self._policies: list[str] = []  # ACL policies written for the run's jobs, deleted by stop
         self._service_index: dict[str, int] = {}  # dispatch ID -> the service's index seen (blocking queries)
+        # Large inputs through the blob store (compiler/blob_store.py): with one, a call has no size limit.
+        self.blob_config = blob
+        self.blobs: RunBlobs | None = None
+        if blob is not None:
+            self.max_payload_bytes = None
 
     @classmethod
     def from_env(cls, *, quiet: bool = False, **overrides: Any) -> NomadBackend:
-        return cls(NomadSettings.from_env(**overrides), quiet=quiet)
+        return cls(NomadSettings.from_env(**overrides), quiet=quiet, blob=config_from())
 
     # -- lifecycle --------------------------------------------------------------
     def start(self, app: CompiledApp, *, run_id: str) -> None:
         self.app = app
         self.run_id = run_id
+        if self.blob_config is not None:
+            self.blobs = RunBlobs(BlobStore(self.blob_config), run_id)
         for fn in app.functions:
             self.add_function(fn)
         if self.settings.token:  # with ACLs, the jobs' identities need their policy to call and read secrets
@@ -178,6 +188,9 @@ class NomadBackend(Backend):
                 return
             self._purge_run()
             self._delete_job_vars()
+            if self.blobs is not None:
+                for warning in self.blobs.close():
+                    sys.stderr.write(f"warning: {warning}\n")
             if self._policies:
                 from ..acl_policy import detach as detach_policies
 
@@ -193,6 +206,9 @@ class NomadBackend(Backend):
                  *(f"  {job_id}" for job_id in self.registered),
                  f"Follow their logs:  modalc app logs {app} -f",
                  f"Stop and purge them: modalc app stop {app} --run {self.run_id}"]
+        if self.blobs is not None and self.blobs.used:
+            lines.append(f"  (with {self.blobs.store.config.url} as MODALC_BLOB_URL or --blob-url, that deletes "
+                         "the run's blobs too)")
         sys.stderr.write("\n".join(lines) + "\n")
 
     def _purge_run(self) -> None:
@@ -329,14 +345,27 @@ class NomadBackend(Backend):
             raise UserError("the app run has ended; no more calls can be made")
         parent = self.parents.get(fn.tag) or fn.job.id
         token = f"{self.run_id or 'modalc'}-{call_id}"
+        key = ""
+        if len(payload) > PAYLOAD_LIMIT and self.blobs is not None:
+            scope = f"{DEPLOYED_SCOPE}/{fn.tag.split('.')[0]}" if parent in self._deployed else None
+            payload, key = self.blobs.reference(payload, scope=scope, expires_s=expiry_s(self.placement_timeout))
         try:
             answer = self.api.dispatch(parent, payload, meta={"modalc_call": call_id}, idempotency_token=token)
         except NomadRejected as exc:
+            self._release(key)
             raise self._undispatchable(fn, parent, exc) from None
+        except BaseException:
+            self._release(key)
+            raise
         child = answer["DispatchedJobID"]
         with self._lock:
-            self._calls[child] = _Call(child=child, parent=parent, tag=fn.tag, eval_id=answer.get("EvalID") or "")
+            self._calls[child] = _Call(child=child, parent=parent, tag=fn.tag, eval_id=answer.get("EvalID") or "",
+                                       blob=key)
         return Dispatch(function=fn.tag, dispatch_id=child, call_id=call_id)
+
+    def _release(self, key: str) -> None:
+        if key and self.blobs is not None:
+            self.blobs.release(key)
 
     def _undispatchable(self, fn: FunctionJob, parent: str, exc: NomadRejected) -> UserError:
         """A dispatch Nomad refused: the job was stopped or purged meanwhile (500 ``Specified job "<id>" is
@@ -358,7 +387,8 @@ class NomadBackend(Backend):
                             "it may have been garbage-collected)")
         tag = (job.get("Meta") or {}).get("modalc_function") or job["ParentID"]
         with self._lock:
-            self._calls.setdefault(child, _Call(child=child, parent=job["ParentID"], tag=tag))
+            self._calls.setdefault(child, _Call(child=child, parent=job["ParentID"], tag=tag,
+                                                blob=_blob_key(job, self.blob_config)))
             self._deployed.add(job["ParentID"])
         return Dispatch(function=tag, dispatch_id=child, call_id=child)
 
@@ -432,6 +462,13 @@ class NomadBackend(Backend):
 
     def wait(self, dispatch: Dispatch, timeout: float | None = None) -> AllocResult | None:
         call = self._call(dispatch)
+        try:
+            return self._wait(call)
+        finally:
+            key, call.blob = call.blob, ""
+            self._release(key)  # the call's input is read once its allocation has ended
+
+    def _wait(self, call: _Call) -> AllocResult | None:
         alloc, why = self._placed(call)
         if alloc is None:
             return AllocResult(exit_code=None, result=None,
@@ -568,6 +605,24 @@ class NomadBackend(Backend):
         mine = next((a for a in allocs if a["ID"] == alloc["ID"]), None)
         call.status = mine.get("ClientStatus", "") if mine else "gone"
         return b"", call.status not in ("pending", "running")
+
+
+def _blob_key(job: dict[str, Any], config: BlobConfig | None) -> str:
+    """The blob-store key of a dispatched child's input (read from its "blob" reference payload), or ""."""
+    raw = job.get("Payload")
+    if config is None or not raw:
+        return ""
+    import base64
+
+    from agent_runtime.protocol import ProtocolError, read_header
+
+    try:
+        header, _ = read_header(base64.b64decode(raw))
+    except (ProtocolError, ValueError):
+        return ""
+    key = header.get("key")
+    prefix = config.scope_prefix("x")[:-2]  # "<prefix>/modalc/"
+    return key if header.get("kind") == "blob" and isinstance(key, str) and key.startswith(prefix) else ""
 
 
 def _stderr_line(line: str) -> None:

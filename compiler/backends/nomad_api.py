@@ -375,7 +375,7 @@ class NomadAPI:
         """POST /v1/job/<id>/dispatch; retried only with an idempotency token (sent as a query parameter)."""
         if len(payload) > PAYLOAD_LIMIT:
             raise UserError(f"dispatch payload is {len(payload)} bytes; Nomad's limit is {PAYLOAD_LIMIT} (16 KiB)",
-                            hint="pass large inputs through a Variable, volume or URL")
+                            hint="set MODALC_BLOB_URL=s3://BUCKET/PREFIX for large inputs, or pass a reference (a volume path)")
         body: dict[str, Any] = {"Meta": dict(meta or {})}
         if payload:
             body["Payload"] = base64.b64encode(payload).decode()
