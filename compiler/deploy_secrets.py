@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from agent_runtime.sdk.objects import Secret
 
-from .errors import ModalcError, UserError
+from .errors import UserError
 from .graph import AppGraph
 from .ir import CompiledApp
 from .lower.app_secrets import app_prefix, app_secrets
@@ -121,18 +121,8 @@ def publish(api: NomadAPI, graph: AppGraph, compiled: CompiledApp, echo: Callabl
 
 def delete_app_variables(api: NomadAPI, app_name: str, echo: Callable[[str], None]) -> None:
     """``modalc app stop APP``: delete the app's app-scoped secret Variables (absent ones are fine)."""
-    from .backends.nomad_api import NomadNotFound
+    from .run_secrets import delete_variables
 
     prefix = app_prefix(app_name)
-    for var in api.list_variables(prefix):
-        path = str(var.get("Path") or "")
-        if not path.startswith(prefix):
-            continue
-        try:
-            api.delete_variable(path)
-        except NomadNotFound:
-            continue
-        except ModalcError as exc:
-            echo(f"could not delete Variable {path}: {exc}; delete it with: nomad var purge {path}")
-            continue
-        echo(f"deleted Variable {path}")
+    paths = [str(var.get("Path") or "") for var in api.list_variables(prefix)]
+    delete_variables(api, [p for p in paths if p.startswith(prefix)], echo)

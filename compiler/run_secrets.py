@@ -128,13 +128,19 @@ def delete_run_variables(api: NomadAPI, run_id: str, job_ids: list[str], echo: C
     """``modalc app stop APP --run RUN``: delete the run's secret Variables (``modalc/runs/<run id>/...``)
     and its jobs' warm-channel token Variables (``nomad/jobs/<job id>``), so a detached run leaves nothing.
     Absent ones are fine; a failed delete is reported with the command that finishes it."""
-    from .backends.nomad_api import NomadNotFound
-
     paths = [str(v["Path"]) for v in api.list_variables(f"{RUNS_PREFIX}/{run_id}/")]
     for job_id in job_ids:
         path = TOKEN_VAR_FORMAT % job_id
         if api.get_variable(path) is not None:
             paths.append(path)
+    delete_variables(api, paths, echo)
+
+
+def delete_variables(api: NomadAPI, paths: list[str], echo: Callable[[str], None]) -> None:
+    """Delete each Variable, saying so; an absent one is fine, a failed delete is reported with the
+    command that finishes it."""
+    from .backends.nomad_api import NomadNotFound
+
     for path in paths:
         try:
             api.delete_variable(path)
