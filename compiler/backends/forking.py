@@ -31,6 +31,7 @@ import agent_runtime
 from agent_runtime.forkserver import WORD
 
 READY_TIMEOUT_S = 10.0
+RUNTIME_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(agent_runtime.__file__)))  # on allocations' path
 
 
 def _start_vars(env: dict[str, str]) -> dict[str, str]:
@@ -147,10 +148,9 @@ class ForkServer:
             self._start_env = _start_vars(env)
             server_env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
                           **self._start_env}
-            root = os.path.dirname(os.path.dirname(os.path.abspath(agent_runtime.__file__)))
             try:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", "agent_runtime.forkserver", self._path], cwd=root, env=server_env,
+                    [sys.executable, "-m", "agent_runtime.forkserver", self._path], cwd=RUNTIME_ROOT, env=server_env,
                     stdin=subprocess.PIPE, start_new_session=True)
             except OSError:
                 self._failed = True

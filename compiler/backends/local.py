@@ -27,7 +27,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import IO
 
-import agent_runtime
 from agent_runtime.protocol import RESULT_FILE, STREAM_FILE
 
 from .. import secret_store
@@ -36,7 +35,7 @@ from ..home import subdir
 from ..ir import CompiledApp, FunctionJob, Task, Template
 from ..lower.job import KILL_TIMEOUT_S
 from .base import AllocResult, Backend, Dispatch
-from .forking import ForkedProcess, ForkServer
+from .forking import RUNTIME_ROOT, ForkedProcess, ForkServer
 from .listening import free_port, is_listening, port_env, service_of, wait_ready
 
 _SECRET_VAR = re.compile(r'nomadVar "modalc/secrets/([^"]+)"')
@@ -413,8 +412,7 @@ class LocalBackend(Backend):
         job = fn.job
         group = job.groups[0]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "MODALC_"))}
-        runtime_root = os.path.dirname(os.path.dirname(os.path.abspath(agent_runtime.__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (runtime_root, os.environ.get("PYTHONPATH", "")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (RUNTIME_ROOT, os.environ.get("PYTHONPATH", "")) if p)
         nomad = {
             "NOMAD_ALLOC_DIR": os.path.join(alloc_dir, "alloc"),
             "NOMAD_TASK_DIR": os.path.join(task_dir, "local"),
