@@ -35,6 +35,9 @@ MAX_EXPIRY_S = 7 * 24 * 3600  # SigV4's limit for a presigned URL
 START_MARGIN_S = 10 * 60  # image pull and start-up, beyond the placement timeout
 DELETE_BATCH = 1000  # keys per DeleteObjects request (S3's limit)
 DEPLOYED_SCOPE = "deployed"  # calls of deployed apps: <prefix>/modalc/deployed/<app>/<sha256>
+# Job meta naming the store a job's calls' inputs go to (``modalc deploy --blob-url``, a run's store): callers
+# of a deployed function and ``modalc app stop`` find it there. A bucket and a prefix, never a credential.
+BLOB_META = "modalc_blob_url"
 _HINT_CONFIG = f"set {BLOB_ENV}=s3://BUCKET[/PREFIX] (or --blob-url)"
 
 
@@ -69,6 +72,15 @@ def config_from(flag: str | None = None, environ: Mapping[str, str] | None = Non
         return parse_blob_url(flag, "--blob-url")
     raw = (os.environ if environ is None else environ).get(BLOB_ENV, "").strip()
     return parse_blob_url(raw) if raw else None
+
+
+def config_from_meta(meta: Mapping[str, str] | None) -> BlobConfig | None:
+    """The store a job records in its meta (``BLOB_META``), or None (none recorded, or not an s3:// URL)."""
+    raw = (meta or {}).get(BLOB_META, "")
+    try:
+        return parse_blob_url(raw, BLOB_META) if raw else None
+    except UserError:
+        return None
 
 
 def expiry_s(placement_timeout_s: float) -> int:

@@ -54,16 +54,20 @@ def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_options(driver: str, image_registry: str | None, datacenters: tuple[str, ...], namespace: str | None,
                   region: str | None, node_pool: str | None, mode: str, volume_type: str = "host",
-                  s3_csi_plugin: str | None = None) -> BuildOptions:
-    """The build's options; the S3 CSI plugin defaults to ``MODALC_S3_CSI_PLUGIN``, else ``s3-csi``."""
+                  s3_csi_plugin: str | None = None, blob_url: str | None = None) -> BuildOptions:
+    """The build's options; the S3 CSI plugin defaults to ``MODALC_S3_CSI_PLUGIN``, else ``s3-csi``. A deploy's
+    jobs record their blob store (``--blob-url``, else ``MODALC_BLOB_URL``); a run's backend records its own."""
     import os
 
+    from .blob_store import config_from
+
     s3_csi_plugin = s3_csi_plugin or os.environ.get("MODALC_S3_CSI_PLUGIN") or DEFAULT_S3_CSI_PLUGIN
+    blob = config_from(blob_url) if mode == "deploy" else None
     return BuildOptions(
         driver=Driver(driver), image_registry=image_registry, datacenters=tuple(datacenters) or ("*",),
         namespace=namespace, region=region, node_pool=node_pool, mode=mode,
         default_python=f"{sys.version_info.major}.{sys.version_info.minor}", volume_type=volume_type,
-        s3_csi_plugin=s3_csi_plugin,
+        s3_csi_plugin=s3_csi_plugin, blob_url=blob.url if blob else None,
     )
 
 
@@ -86,7 +90,8 @@ def volume_plugin_option(f: Callable[..., Any]) -> Callable[..., Any]:
 def blob_url_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--blob-url", metavar="s3://BUCKET/PREFIX",
                         help="S3-compatible store for inputs over Nomad's 16 KiB dispatch payload (default: "
-                        "MODALC_BLOB_URL; credentials and endpoint from the AWS_* variables).")(f)
+                        "MODALC_BLOB_URL; credentials and endpoint from the AWS_* variables); deployed jobs "
+                        "record it for their callers.")(f)
 
 
 def connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,6 +141,7 @@ def main() -> None:
 @click.option("--acl-policy", is_flag=True, help="Also write <app>.policy.hcl: the ACL policy its jobs need (nested calls, secrets).")
 @placement_options
 @volume_type_option
+@blob_url_option
 @handle_errors
 def build(script: str, module_mode: bool, out_dir: str | None, fmt: str, check: bool, name: str | None,
           acl_policy: bool, **placement: Any) -> None:
@@ -399,12 +405,13 @@ def _nomad_api(**connection: Any) -> Any:
 @placement_options
 @volume_type_option
 @volume_plugin_option
+@blob_url_option
 @connection_options
 @handle_errors
 def deploy(script: str, module_mode: bool, name: str | None, rotate_token: bool, driver: str,
            image_registry: str | None, datacenters: tuple[str, ...], namespace: str | None, region: str | None,
            node_pool: str | None, volume_type: str, s3_csi_plugin: str, volume_plugin: str | None,
-           **connection: Any) -> None:
+           blob_url: str | None, **connection: Any) -> None:
     """Register SCRIPT's jobs on Nomad under stable IDs; update them in place."""
     from .nomad_commands import deploy_app, show_endpoints
     from .phases import CompilerData
@@ -412,7 +419,8 @@ def deploy(script: str, module_mode: bool, name: str | None, rotate_token: bool,
 
     data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
                         build_options(driver, image_registry, datacenters, namespace, region, node_pool,
-                                      mode="deploy", volume_type=volume_type, s3_csi_plugin=s3_csi_plugin),
+                                      mode="deploy", volume_type=volume_type, s3_csi_plugin=s3_csi_plugin,
+                                      blob_url=blob_url),
                         name=name)
     show_notes(data.script.warnings)
     if not data.compiled.functions:
@@ -455,10 +463,11 @@ def serve(script: str, module_mode: bool, name: str | None) -> None:
 @click.option("--name", help="App name (default: the App's name, else the script's).")
 @placement_options
 @volume_type_option
+@blob_url_option
 @connection_options
 def plan(script: str, module_mode: bool, name: str | None, driver: str, image_registry: str | None,
          datacenters: tuple[str, ...], namespace: str | None, region: str | None, node_pool: str | None,
-         volume_type: str, s3_csi_plugin: str, **connection: Any) -> None:
+         volume_type: str, s3_csi_plugin: str, blob_url: str | None, **connection: Any) -> None:
     """Show what `modalc deploy` would change. Exit 0: no change, 1: changes, 255: error."""
     from .nomad_commands import plan_app, show_plan, stale_jobs
     from .phases import CompilerData
@@ -466,7 +475,8 @@ def plan(script: str, module_mode: bool, name: str | None, driver: str, image_re
     try:
         data = CompilerData(parse_import_ref(script, use_module_mode=module_mode),
                             build_options(driver, image_registry, datacenters, namespace, region, node_pool,
-                                          mode="deploy", volume_type=volume_type, s3_csi_plugin=s3_csi_plugin),
+                                          mode="deploy", volume_type=volume_type, s3_csi_plugin=s3_csi_plugin,
+                                          blob_url=blob_url),
                             name=name)
         with _nomad_api(namespace=namespace, region=region, **connection) as api:
             planned = plan_app(api, data.compiled)
@@ -521,8 +531,8 @@ def app_logs(app_name: str, follow: bool, **connection: Any) -> None:
 @app_connection
 @handle_errors
 def app_stop(app_name: str, run_id: str | None, blob_url: str | None, **connection: Any) -> None:
-    """Stop and purge every job of APP (deployed and ephemeral, with their dispatched jobs), and with a blob
-    store configured, the blobs of their calls' inputs."""
+    """Stop and purge every job of APP (deployed and ephemeral, with their dispatched jobs), and the blobs of
+    their calls' inputs: in the store the jobs record (``modalc_blob_url``) and in ``--blob-url``'s."""
     from . import nomad_commands
     from .blob_store import config_from
 

@@ -90,6 +90,7 @@ class Invoker:
         self._slots = {tag: threading.BoundedSemaphore(n) for tag, n in self._limits.items()}
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="modalc-call")
         self._spawned: dict[str, Future[list[Outcome]]] = {}
+        self._unawaited: dict[str, tuple[FunctionJob, Dispatch]] = {}  # spawned deployed calls not read yet
         self._dispatches: dict[str, Dispatch] = {}
         self._lock = threading.Lock()
         # Cls.with_options variants: (class tag, overrides) -> the variant's job, compiled on first use.
@@ -159,7 +160,7 @@ class Invoker:
     def _encode(self, fn: FunctionJob, call: Call, *, stream: bool = False) -> bytes:
         # stream: the caller reads the values a generator yields (the runtime then keeps stream.pkl).
         payload = protocol.encode("call", call, stream=True) if stream else protocol.encode("call", call)
-        limit = self.backend.max_payload_bytes
+        limit = self.backend.payload_limit(fn)
         if limit is not None and len(payload) > limit:
             raise UserError(
                 f"the input to {fn.tag} is {len(payload)} bytes; a Nomad dispatch payload holds at most {limit} bytes",
@@ -271,10 +272,17 @@ class Invoker:
             call = Call(inputs=[(tuple(args), dict(kwargs))], method=target.method, params=dict(target.params))
             dispatch = self.backend.dispatch(fn, self._encode(fn, call), call_id=uuid.uuid4().hex[:12])
             call_id = f"fc-{dispatch.dispatch_id}"
+            with self._lock:
+                self._dispatches[dispatch.call_id] = dispatch
+            if fn.tag in self._deployed_tags:
+                # A deployed app's call outlives this run, as on Modal: nothing here waits for it (the run's
+                # exit does not, and its input stays in the blob store) until .get() reads it.
+                with self._lock:
+                    self._unawaited[call_id] = (fn, dispatch)
+                return call_id
             future = self._pool.submit(self._await, fn, dispatch)
             with self._lock:
                 self._spawned[call_id] = future
-                self._dispatches[dispatch.call_id] = dispatch
             return call_id
         call_id = f"fc-{uuid.uuid4().hex}"
         future = self._pool.submit(lambda: [self._one(target, (tuple(args), dict(kwargs)))])
@@ -294,6 +302,9 @@ class Invoker:
     def get(self, call_id: str, timeout: float | None) -> Any:
         with self._lock:
             future = self._spawned.get(call_id)
+            unawaited = self._unawaited.pop(call_id, None)
+            if unawaited is not None:
+                future = self._spawned[call_id] = self._pool.submit(self._await, *unawaited)
         if future is None and self.backend.durable_calls and call_id.startswith("fc-") and "/" in call_id:
             dispatch = self.backend.attach(call_id[3:])
             stub = FunctionJob(tag=dispatch.function, job=None, module="", qualname="",  # type: ignore[arg-type]
@@ -391,7 +402,7 @@ class Invoker:
                 del done
                 if warm is None:
                     elapsed, outcomes = outcomes
-                    size = self._grown(size, len(outcomes), elapsed, None if total is None else total - read,
+                    size = self._grown(fn, size, len(outcomes), elapsed, None if total is None else total - read,
                                        threads)
                 progress.advance(sum(len(o) if o.__class__ is Batch else 1 for o in outcomes))
                 yield from self._values(outcomes, return_exceptions)
@@ -404,13 +415,13 @@ class Invoker:
         parts = self._execute_parts(fn, payload, n_inputs, uuid.uuid4().hex[:12])
         return time.monotonic() - start, parts
 
-    def _grown(self, size: int, parts: int, elapsed: float, left: int | None, threads: int) -> int:
+    def _grown(self, fn: FunctionJob, size: int, parts: int, elapsed: float, left: int | None, threads: int) -> int:
         """The next chunks' size once a chunk of ``size`` inputs took ``elapsed`` s: up to 8x larger while
         chunks are much quicker than ``GROW_BELOW_S`` (an allocation's start-up then costs more than its
         inputs), never more than a share of the inputs ``left`` per allocation (so the tail stays spread)."""
         if elapsed >= GROW_BELOW_S or parts == 0:
             return size
-        cap = GROWN_MAX_CHUNK if self.backend.max_payload_bytes is None else MAX_CHUNK
+        cap = GROWN_MAX_CHUNK if self.backend.payload_limit(fn) is None else MAX_CHUNK
         grown = min(cap, int(size * min(8.0, GROW_BELOW_S / max(elapsed, 1e-3))))
         if left is not None:
             grown = min(grown, max(size, math.ceil(left / threads)))
@@ -421,7 +432,7 @@ class Invoker:
         """Encode each chunk; halve chunks that exceed the backend's payload limit."""
         out: list[tuple[range, bytes]] = []
         todo = list(chunks)
-        limit = self.backend.max_payload_bytes
+        limit = self.backend.payload_limit(fn)
         while todo:
             chunk = todo.pop(0)
             call = Call(inputs=inputs.slice(chunk.start, chunk.stop), method=target.method,

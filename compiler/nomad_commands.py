@@ -192,19 +192,28 @@ def app_stop(api: NomadAPI, app_name: str, echo: Echo, run_id: str | None = None
             from .deploy_secrets import delete_app_variables
 
             delete_app_variables(api, app_name, echo)
-    if blob is not None:  # the inputs of the runs' (and the deployed jobs') calls (compiler/blob_store.py)
-        from .blob_store import DEPLOYED_SCOPE, BlobStore
-
-        runs = {run_id} if run_id else {_meta(j).get("modalc_run") or "" for j in jobs} - {""}
-        scopes = sorted(runs) + ([] if run_id or not any(not _ephemeral(j) for j in jobs)
-                                 else [f"{DEPLOYED_SCOPE}/{app_name}"])
-        store = BlobStore(blob)
-        removed = sum(store.delete_scope(scope) for scope in scopes)
-        if removed:
-            echo(f"deleted {removed} blob(s) from {blob.url}")
+    _delete_blobs(jobs, app_name, run_id, blob, echo)
     for job_id, exc in failed:
         echo(f"could not stop {job_id}: {exc}")
     return 1 if failed else 0
+
+
+def _delete_blobs(jobs: list[dict[str, Any]], app_name: str, run_id: str | None, blob: BlobConfig | None,
+                  echo: Echo) -> None:
+    """Delete the inputs of the stopped jobs' calls (compiler/blob_store.py): the runs' scopes and, unless only
+    one run was stopped, the deployed app's, in the store given (``--blob-url``) and in those the jobs record."""
+    from .blob_store import DEPLOYED_SCOPE, BlobStore, config_from_meta
+
+    stores = {blob} if blob is not None else set()
+    stores.update(c for c in (config_from_meta(_meta(j)) for j in jobs) if c is not None)
+    runs = {run_id} if run_id else {_meta(j).get("modalc_run") or "" for j in jobs} - {""}
+    scopes = sorted(runs) + ([] if run_id or not any(not _ephemeral(j) for j in jobs)
+                             else [f"{DEPLOYED_SCOPE}/{app_name}"])
+    for config in sorted(stores, key=lambda c: c.url):
+        store = BlobStore(config)
+        removed = sum(store.delete_scope(scope) for scope in scopes)
+        if removed:
+            echo(f"deleted {removed} blob(s) from {config.url}")
 
 
 def app_history(api: NomadAPI, app_name: str, echo: Echo) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from compiler.blob_store import BlobConfig, BlobStore, RunBlobs, expiry_s, parse
 from compiler.client import Invoker
 from compiler.errors import UserError
 from compiler.phases import CompilerData
-from tests.helpers import compile_for_run
+from tests.helpers import compile_for_run, modalc_on
 from tests.nomad_double import NomadDouble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,7 +350,10 @@ def test_sigterm_deletes_the_runs_blobs_and_jobs(double: NomadDouble, s3: str, t
     assert SECRET.encode() not in out + err and b"X-Amz-Signature" not in out + err
 
 
-def test_app_stop_deletes_a_detached_runs_blobs(double: NomadDouble, compiled: CompilerData, s3: str) -> None:
+@pytest.mark.parametrize("flag", [True, False], ids=["blob-url", "recorded"])
+def test_app_stop_deletes_a_detached_runs_blobs(double: NomadDouble, compiled: CompilerData, s3: str,
+                                                flag: bool) -> None:
+    """With --blob-url, or without: the run's jobs record their store in their meta."""
     from agent_runtime.protocol import Call
     from compiler import nomad_commands
     from compiler.backends.nomad_api import NomadAPI
@@ -364,7 +368,7 @@ def test_app_stop_deletes_a_detached_runs_blobs(double: NomadDouble, compiled: C
     assert len(_keys("det/")) == 1
     lines: list[str] = []
     with NomadAPI(NomadSettings.from_env({}, address=double.address)) as api:
-        assert nomad_commands.app_stop(api, "bl", lines.append, run_id=r.run_id, blob=config) == 0
+        assert nomad_commands.app_stop(api, "bl", lines.append, run_id=r.run_id, blob=config if flag else None) == 0
     assert "deleted 1 blob(s) from s3://modalc-blobs/det" in lines
     assert _keys("det/") == [] and not double.jobs
 
@@ -397,3 +401,91 @@ def test_run_blob_url_flag_is_checked(tmp_path: Path) -> None:
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--blob-url='gs://nope' is not an s3:// URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+DEPLOYED = textwrap.dedent("""
+    import time
+    import modal
+
+    app = modal.App("bld")
+
+    @app.function()
+    def size(data: bytes) -> int:
+        return len(data)
+
+    @app.function()
+    def slow(data: bytes) -> int:
+        time.sleep(2)
+        return len(data)
+""")
+
+CALLER = textwrap.dedent("""
+    import modal
+
+    app = modal.App("caller")
+
+    @app.local_entrypoint()
+    def main(read: str = "", n: int = 40):
+        if read:  # FunctionCall.from_id(...).get() of a call spawned by an earlier run
+            print("read", modal.FunctionCall.from_id(read).get(timeout=60))
+            return
+        size = modal.Function.from_name("bld", "size")
+        print("size", size.remote(b"a" * (n << 10)))
+        print("call", modal.Function.from_name("bld", "slow").spawn(b"b" * (n << 10)).object_id)
+""")
+
+
+def test_a_deployed_apps_store_takes_its_callers_inputs_and_app_stop_deletes_them(
+        double: NomadDouble, s3: str, tmp_path: Path) -> None:
+    """deploy --blob-url records the store in the jobs' meta: callers without a store of their own put large
+    inputs there (under deployed/<app>/), a call's blob is deleted once its result is read (by the caller, or
+    by FunctionCall.from_id elsewhere), and `modalc app stop` deletes the unread ones with no flag."""
+    (tmp_path / "bld.py").write_text(DEPLOYED)
+    (tmp_path / "caller.py").write_text(CALLER)
+    deployed = modalc_on(double, tmp_path, "deploy", str(tmp_path / "bld.py"), "--blob-url", f"s3://{BUCKET}/dep/")
+    assert deployed.returncode == 0, deployed.stderr
+    assert double.jobs[("default", "bld-size")]["Meta"]["modalc_blob_url"] == f"s3://{BUCKET}/dep"
+    scope = "dep/modalc/deployed/bld/"
+    plan = modalc_on(double, tmp_path, "plan", str(tmp_path / "bld.py"), "--blob-url", f"s3://{BUCKET}/dep")
+    assert plan.returncode == 0, plan.stdout + plan.stderr  # the recorded store is part of the jobs: no change
+
+    first = modalc_on(double, tmp_path, "run", str(tmp_path / "caller.py"))
+    assert first.returncode == 0, first.stderr
+    assert "size 40960" in first.stdout
+    call_id = first.stdout.split("call ", 1)[1].split()[0]
+    assert len(_keys(scope)) == 1, "the spawned call's input stays until its result is read"
+    assert _keys() == _keys(scope), "nothing outside the deployed app's scope"
+
+    read = modalc_on(double, tmp_path, "run", str(tmp_path / "caller.py"), "--read", call_id)
+    assert read.returncode == 0, read.stderr
+    assert "read 40960" in read.stdout
+    assert _keys(scope) == []
+
+    unread = modalc_on(double, tmp_path, "run", str(tmp_path / "caller.py"), "--n", "30")
+    assert unread.returncode == 0, unread.stderr
+    assert len(_keys(scope)) == 1
+    stopped = modalc_on(double, tmp_path, "app", "stop", "bld")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"deleted 1 blob(s) from s3://{BUCKET}/dep" in stopped.stdout
+    assert _keys() == [] and not double.jobs
+    for out in (deployed, first, read, unread, stopped):
+        assert SECRET not in out.stdout + out.stderr and "X-Amz-Signature" not in out.stdout + out.stderr
+
+
+def test_build_records_the_store_and_a_bad_url_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bld.py").write_text(DEPLOYED)
+    env = {k: v for k, v in os.environ.items() if k != "MODALC_BLOB_URL"}
+    env.update(MODALC_HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+
+    def build(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "compiler", "build", str(tmp_path / "bld.py"), *args], cwd=ROOT,
+                              env={**env, **extra}, capture_output=True, text=True, timeout=120)
+
+    plain, flagged, from_env = build(), build("--blob-url", "s3://b/p"), build(MODALC_BLOB_URL="s3://b/p")
+    assert plain.returncode == flagged.returncode == from_env.returncode == 0, plain.stderr + flagged.stderr
+    assert "modalc_blob_url" not in plain.stdout
+    assert len(re.findall(r'\n    modalc_blob_url += "s3://b/p"\n', flagged.stdout)) == 2, flagged.stdout
+    assert flagged.stdout == from_env.stdout
+    bad = build("--blob-url", "http://b")
+    assert bad.returncode == 2 and "--blob-url='http://b' is not an s3:// URL" in bad.stderr
+    assert "Traceback" not in bad.stderr

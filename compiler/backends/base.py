@@ -43,6 +43,10 @@ class Backend(abc.ABC):
     # Whether a dispatch outlives this process, so FunctionCall.from_id(...) can attach to it later.
     durable_calls = False
 
+    def payload_limit(self, fn: FunctionJob) -> int | None:
+        """Largest payload one dispatch of ``fn`` may carry; None = unlimited."""
+        return self.max_payload_bytes
+
     @abc.abstractmethod
     def start(self, app: CompiledApp, *, run_id: str) -> None:
         """Register the app's jobs for this run."""

@@ -49,7 +49,16 @@ from typing import Any, TypeVar
 from agent_runtime import exitcodes
 from agent_runtime.protocol import RESULT_FILE, STREAM_FILE
 
-from ..blob_store import DEPLOYED_SCOPE, BlobConfig, BlobStore, RunBlobs, config_from, expiry_s
+from ..blob_store import (
+    BLOB_META,
+    DEPLOYED_SCOPE,
+    BlobConfig,
+    BlobStore,
+    RunBlobs,
+    config_from,
+    config_from_meta,
+    expiry_s,
+)
 from ..emit_json import job_dict
 from ..errors import ModalcError, UserError
 from ..ir import TASK_NAME, CompiledApp, FunctionJob, Job, JobType, Warm
@@ -111,6 +120,7 @@ class _Call:
     status: str = ""
     stream_wait_s: float = STREAM_WAIT_MIN_S  # how long a generator read waits for news (adaptive)
     blob: str = ""  # the key of the call's input in the blob store, released once its result was read
+    blobs: RunBlobs | None = None  # the store holding it
 
 
 class NomadBackend(Backend):
@@ -146,6 +156,9 @@ class NomadBackend(Backend):
         # Large inputs through the blob store (compiler/blob_store.py): with one, a call has no size limit.
         self.blob_config = blob
         self.blobs: RunBlobs | None = None
+        # A deployed function's inputs go to the store its jobs record (modalc deploy --blob-url), else to ours.
+        self._parent_stores: dict[str, BlobConfig] = {}  # deployed parent ID -> its recorded store
+        self._other_blobs: dict[BlobConfig, RunBlobs] = {}
         if blob is not None:
             self.max_payload_bytes = None
 
@@ -173,6 +186,8 @@ class NomadBackend(Backend):
         job_id = make_job_id(self.run_id, fn.tag)
         job["ID"] = job["Name"] = job_id
         job["Meta"] = {**(job.get("Meta") or {}), "modalc_ephemeral": "true", "modalc_run": self.run_id}
+        if self.blob_config is not None:  # app stop --run finds the run's store here
+            job["Meta"][BLOB_META] = self.blob_config.url
         with self._lock:
             self.registered.append(job_id)  # before the request: a lost answer still gets cleaned up
             self.parents[fn.tag] = job_id
@@ -188,8 +203,8 @@ class NomadBackend(Backend):
                 return
             self._purge_run()
             self._delete_job_vars()
-            if self.blobs is not None:
-                for warning in self.blobs.close():
+            for blobs in (self.blobs, *self._other_blobs.values()):
+                for warning in blobs.close() if blobs is not None else ():
                     sys.stderr.write(f"warning: {warning}\n")
             if self._policies:
                 from ..acl_policy import detach as detach_policies
@@ -207,8 +222,7 @@ class NomadBackend(Backend):
                  f"Follow their logs:  modalc app logs {app} -f",
                  f"Stop and purge them: modalc app stop {app} --run {self.run_id}"]
         if self.blobs is not None and self.blobs.used:
-            lines.append(f"  (with {self.blobs.store.config.url} as MODALC_BLOB_URL or --blob-url, that deletes "
-                         "the run's blobs too)")
+            lines.append(f"  (that deletes the run's blobs in {self.blobs.store.config.url} too)")
         sys.stderr.write("\n".join(lines) + "\n")
 
     def _purge_run(self) -> None:
@@ -309,10 +323,28 @@ class NomadBackend(Backend):
                             + ("stopped" if job.get("Stop") else "not a dispatchable (parameterized) job"))
         warm = warm_from_meta(job.get("Meta") or {}, job_id, os.cpu_count() or 1)
         fn = deployed_stub(app_name, tag, job_id, warm=warm)
+        store = config_from_meta(job.get("Meta"))
         with self._lock:
             self.parents[fn.tag] = job_id
             self._deployed.add(job_id)
+            if store is not None:
+                self._parent_stores[job_id] = store
         return fn
+
+    def payload_limit(self, fn: FunctionJob) -> int | None:
+        return None if self._blobs_for(self.parents.get(fn.tag) or fn.job.id) is not None else PAYLOAD_LIMIT
+
+    def _blobs_for(self, parent: str) -> RunBlobs | None:
+        """Where a call to ``parent`` puts a large input: the store the deployed job records, else the run's."""
+        return self._blobs_in(self._parent_stores.get(parent))
+
+    def _blobs_in(self, store: BlobConfig | None) -> RunBlobs | None:
+        if store is None or store == self.blob_config:
+            return self.blobs
+        with self._lock:
+            if store not in self._other_blobs:
+                self._other_blobs[store] = RunBlobs(BlobStore(store), self.run_id)
+            return self._other_blobs[store]
 
     def web_url(self, fn: FunctionJob) -> str:
         """The address Nomad registered for the endpoint's service (``GET /v1/service/<name>``), waiting for
@@ -346,26 +378,23 @@ class NomadBackend(Backend):
         parent = self.parents.get(fn.tag) or fn.job.id
         token = f"{self.run_id or 'modalc'}-{call_id}"
         key = ""
-        if len(payload) > PAYLOAD_LIMIT and self.blobs is not None:
+        blobs = self._blobs_for(parent)
+        if len(payload) > PAYLOAD_LIMIT and blobs is not None:
             scope = f"{DEPLOYED_SCOPE}/{fn.tag.split('.')[0]}" if parent in self._deployed else None
-            payload, key = self.blobs.reference(payload, scope=scope, expires_s=expiry_s(self.placement_timeout))
+            payload, key = blobs.reference(payload, scope=scope, expires_s=expiry_s(self.placement_timeout))
         try:
             answer = self.api.dispatch(parent, payload, meta={"modalc_call": call_id}, idempotency_token=token)
         except NomadRejected as exc:
-            self._release(key)
+            _release(blobs, key)
             raise self._undispatchable(fn, parent, exc) from None
         except BaseException:
-            self._release(key)
+            _release(blobs, key)
             raise
         child = answer["DispatchedJobID"]
         with self._lock:
             self._calls[child] = _Call(child=child, parent=parent, tag=fn.tag, eval_id=answer.get("EvalID") or "",
-                                       blob=key)
+                                       blob=key, blobs=blobs)
         return Dispatch(function=fn.tag, dispatch_id=child, call_id=call_id)
-
-    def _release(self, key: str) -> None:
-        if key and self.blobs is not None:
-            self.blobs.release(key)
 
     def _undispatchable(self, fn: FunctionJob, parent: str, exc: NomadRejected) -> UserError:
         """A dispatch Nomad refused: the job was stopped or purged meanwhile (500 ``Specified job "<id>" is
@@ -386,9 +415,12 @@ class NomadBackend(Backend):
             raise UserError(f"no function call {CALL_PREFIX}{child} on Nomad (dispatched job {child!r} not found; "
                             "it may have been garbage-collected)")
         tag = (job.get("Meta") or {}).get("modalc_function") or job["ParentID"]
+        # The child's input, read from its payload, is in the store the child's meta (its parent's) records,
+        # else in ours: reading the call's result releases it.
+        blobs = self._blobs_in(config_from_meta(job.get("Meta")))
+        key = _blob_key(job, blobs.store.config if blobs else None)
         with self._lock:
-            self._calls.setdefault(child, _Call(child=child, parent=job["ParentID"], tag=tag,
-                                                blob=_blob_key(job, self.blob_config)))
+            self._calls.setdefault(child, _Call(child=child, parent=job["ParentID"], tag=tag, blob=key, blobs=blobs))
             self._deployed.add(job["ParentID"])
         return Dispatch(function=tag, dispatch_id=child, call_id=child)
 
@@ -466,7 +498,7 @@ class NomadBackend(Backend):
             return self._wait(call)
         finally:
             key, call.blob = call.blob, ""
-            self._release(key)  # the call's input is read once its allocation has ended
+            _release(call.blobs, key)  # the call's input is read once its allocation has ended
 
     def _wait(self, call: _Call) -> AllocResult | None:
         alloc, why = self._placed(call)
@@ -605,6 +637,11 @@ class NomadBackend(Backend):
         mine = next((a for a in allocs if a["ID"] == alloc["ID"]), None)
         call.status = mine.get("ClientStatus", "") if mine else "gone"
         return b"", call.status not in ("pending", "running")
+
+
+def _release(blobs: RunBlobs | None, key: str) -> None:
+    if key and blobs is not None:
+        blobs.release(key)
 
 
 def _blob_key(job: dict[str, Any], config: BlobConfig | None) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from agent_runtime.jobnames import job_id as job_id  # re-exported: the compiler names jobs with it
 from agent_runtime.sdk.objects import CloudBucketMount, NetworkFileSystem, Volume
 
+from ..blob_store import BLOB_META
 from ..errors import UserError
 from ..graph import AppGraph, FunctionNode
 from ..ir import (
@@ -64,6 +65,9 @@ class BuildOptions:
     volume_type: str = "host"
     # The Nomad ID of the S3 CSI plugin that mounts modal.CloudBucketMount buckets (lower/buckets.py).
     s3_csi_plugin: str = DEFAULT_S3_CSI_PLUGIN
+    # The blob store of the jobs' large call inputs (``--blob-url``, compiler/blob_store.py), recorded in their
+    # meta for callers and ``modalc app stop``: ``s3://bucket[/prefix]``, or None.
+    blob_url: str | None = None
 
 
 def _env(node: FunctionNode, extra: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -217,6 +221,8 @@ def lower_function(node: FunctionNode, graph: AppGraph, opts: BuildOptions) -> F
         if isinstance(max_containers, bool) or not isinstance(max_containers, int) or max_containers < 1:
             raise UserError(f"max_containers={max_containers!r} must be a positive integer", location=loc)
         meta["modalc_max_containers"] = str(max_containers)
+    if opts.blob_url and not periodic:  # a periodic job takes no calls
+        meta[BLOB_META] = opts.blob_url
     job = Job(
         id=job_id(graph.app_name, node.tag),
         type=JobType.BATCH,
