@@ -127,7 +127,7 @@ class NomadBackend(Backend):
     """Runs an app's calls as dispatches of parameterized jobs on Nomad."""
 
     name = "nomad"
-    max_payload_bytes: int | None = 16384
+    max_payload_bytes: int | None = PAYLOAD_LIMIT  # per function: payload_limit (a blob store lifts it)
     supports_warm = True
     # The Invoker cuts a .map into chunks of at least this many inputs: a dispatch costs ~5 HTTP requests,
     # so this keeps a map at <= 0.1 request per input however many CPUs the client has.
@@ -159,8 +159,6 @@ class NomadBackend(Backend):
         # A deployed function's inputs go to the store its jobs record (modalc deploy --blob-url), else to ours.
         self._parent_stores: dict[str, BlobConfig] = {}  # deployed parent ID -> its recorded store
         self._other_blobs: dict[BlobConfig, RunBlobs] = {}
-        if blob is not None:
-            self.max_payload_bytes = None
 
     @classmethod
     def from_env(cls, *, quiet: bool = False, **overrides: Any) -> NomadBackend:
