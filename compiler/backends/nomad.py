@@ -201,8 +201,8 @@ class NomadBackend(Backend):
                 return
             self._purge_run()
             self._delete_job_vars()
-            for blobs in (self.blobs, *self._other_blobs.values()):
-                for warning in blobs.close() if blobs is not None else ():
+            for blobs in (b for b in (self.blobs, *self._other_blobs.values()) if b is not None):
+                for warning in blobs.close():
                     sys.stderr.write(f"warning: {warning}\n")
             if self._policies:
                 from ..acl_policy import detach as detach_policies
@@ -250,14 +250,14 @@ class NomadBackend(Backend):
     # -- warm workers (compiler/warm_pool.py) ----------------------------------------
     def put_job_variable(self, fn: FunctionJob, items: dict[str, str]) -> None:
         """``nomad/jobs/<parent>``: what a dispatched child reads through its workload identity, no ACLs needed."""
-        path = f"nomad/jobs/{self.parents.get(fn.tag) or fn.job.id}"
+        path = f"nomad/jobs/{self._parent(fn)}"
         with self._lock:
             self._job_vars.append(path)  # before the request: a lost answer still gets cleaned up
         self.api.put_variable(path, items)
 
     def job_variable(self, fn: FunctionJob) -> dict[str, str] | None:
         """The items of ``nomad/jobs/<parent>`` (a deployed warm function's token), None if absent."""
-        var = self.api.get_variable(TOKEN_VAR_FORMAT % (self.parents.get(fn.tag) or fn.job.id))
+        var = self.api.get_variable(TOKEN_VAR_FORMAT % self._parent(fn))
         return None if var is None else dict(var.get("Items") or {})
 
     def warm_workers(self, fn: FunctionJob, key: str) -> list[tuple[str, tuple[str, int], bool]]:
@@ -265,7 +265,7 @@ class NomadBackend(Backend):
         whether it is a minimum worker), from ``GET /v1/service/<name>`` and the job's children (their
         dispatch meta ``modalc_call = warm-<key>-...``)."""
         assert fn.warm is not None
-        parent = self.parents.get(fn.tag) or fn.job.id
+        parent = self._parent(fn)
         try:
             registrations, _ = self.api.service(fn.warm.service)
         except NomadNotFound:
@@ -329,8 +329,12 @@ class NomadBackend(Backend):
                 self._parent_stores[job_id] = store
         return fn
 
+    def _parent(self, fn: FunctionJob) -> str:
+        """The Nomad ID of the parameterized job a call of ``fn`` dispatches: this run's, or the deployed one."""
+        return self.parents.get(fn.tag) or fn.job.id
+
     def payload_limit(self, fn: FunctionJob) -> int | None:
-        return None if self._blobs_for(self.parents.get(fn.tag) or fn.job.id) is not None else PAYLOAD_LIMIT
+        return None if self._blobs_for(self._parent(fn)) is not None else PAYLOAD_LIMIT
 
     def _blobs_for(self, parent: str) -> RunBlobs | None:
         """Where a call to ``parent`` puts a large input: the store the deployed job records, else the run's."""
@@ -349,7 +353,7 @@ class NomadBackend(Backend):
         an allocation of this run's job to register it (at most the placement timeout)."""
         from .listening import registered_url
 
-        job_id = self.parents.get(fn.tag) or fn.job.id
+        job_id = self._parent(fn)
         return registered_url(self.api, fn, job_id, timeout_s=self.placement_timeout)
 
     def deployed_web_url(self, app_name: str, tag: str) -> str | None:
@@ -373,7 +377,7 @@ class NomadBackend(Backend):
     def dispatch(self, fn: FunctionJob, payload: bytes, *, call_id: str) -> Dispatch:
         if self._stopped:
             raise UserError("the app run has ended; no more calls can be made")
-        parent = self.parents.get(fn.tag) or fn.job.id
+        parent = self._parent(fn)
         token = f"{self.run_id or 'modalc'}-{call_id}"
         key = ""
         blobs = self._blobs_for(parent)
